@@ -1,0 +1,1 @@
+"""The Dagster asset graph of the podcast platform."""

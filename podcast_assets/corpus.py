@@ -1,0 +1,47 @@
+"""The corpus as a first-class asset: one DuckDB database over every artifact table."""
+
+from pathlib import Path
+
+import dagster as dg
+
+from podcast_assets.enrichment import (
+    corpus_graph,
+    embeddings,
+    grounded_insights,
+    knowledge_graph,
+    summary,
+)
+from podcast_assets.ingestion import episode_metadata, transcript
+from podcast_core.corpus import build_database
+from resources import ArtifactStoreResource
+
+CORPUS_FILE = "_corpus/corpus.duckdb"
+CORPUS_VERSION = "1"
+
+
+@dg.asset(
+    group_name="corpus",
+    kinds={"duckdb"},
+    deps=[
+        episode_metadata,
+        transcript,
+        summary,
+        grounded_insights,
+        knowledge_graph,
+        embeddings,
+        corpus_graph,
+    ],
+    code_version=CORPUS_VERSION,
+)
+def corpus(artifacts: ArtifactStoreResource) -> dg.MaterializeResult:
+    """Every artifact table (episodes to chunks) in one DuckDB database file."""
+    store = artifacts.store()
+    path = Path(store.path(CORPUS_FILE))
+    counts = build_database(store, path)
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(str(path)),
+            "bytes": path.stat().st_size,
+            **{f"rows_{table}": n for table, n in counts.items()},
+        }
+    )

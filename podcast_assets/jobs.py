@@ -1,0 +1,50 @@
+"""Jobs and the run tags that route them through the run queue."""
+
+import dagster as dg
+
+from podcast_assets.enrichment import ENRICHMENT_ASSETS, ENRICHMENT_CHECKS
+from podcast_assets.ingestion import INGESTION_ASSETS
+
+QUEUE_TAG = "podcast/queue"
+"""Run tag read by ``dagster.yaml``'s tag concurrency limits."""
+WHISPER_QUEUE = "whisper"
+"""Runs that may run Whisper; at most N in progress (one per GPU)."""
+PUBLISHED_QUEUE = "published"
+"""Runs that only fetch a publisher transcript; not held by the Whisper limit."""
+
+episode_job = dg.define_asset_job(
+    "episode_job",
+    selection=INGESTION_ASSETS,
+    description="Ingest episodes: RSS item, audio, transcript.",
+    # In process: one Python process per run, so Whisper loads once for all the run's episodes.
+    executor_def=dg.in_process_executor,
+    # Runs launched without a queue tag (from the UI, backfills) are assumed to need Whisper.
+    tags={QUEUE_TAG: WHISPER_QUEUE},
+)
+
+ENRICHMENT_QUEUE = "enrichment"
+"""Runs of the enrichment chain; never held by the Whisper limit."""
+
+enrichment_job = dg.define_asset_job(
+    "enrichment_job",
+    selection=dg.AssetSelection.assets(*ENRICHMENT_ASSETS)
+    | dg.AssetSelection.checks(*ENRICHMENT_CHECKS),
+    description="Enrich episodes: summary, grounded insights, knowledge graph, embeddings.",
+    executor_def=dg.in_process_executor,
+    tags={QUEUE_TAG: ENRICHMENT_QUEUE},
+)
+
+corpus_graph_job = dg.define_asset_job(
+    "corpus_graph_job",
+    selection=dg.AssetSelection.assets("corpus_graph", "corpus"),
+    description="Rebuild the corpus-wide knowledge graph and the corpus database.",
+    executor_def=dg.in_process_executor,
+    tags={QUEUE_TAG: ENRICHMENT_QUEUE},
+)
+
+corpus_graph_schedule = dg.ScheduleDefinition(
+    job=corpus_graph_job,
+    cron_schedule="15 * * * *",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Hourly: merge the episode graphs and rebuild the corpus database.",
+)

@@ -1,0 +1,1 @@
+"""Domain logic of the podcast platform: plain Python, usable and testable without Dagster."""

@@ -27,6 +27,11 @@ ENV PYTHONUNBUFFERED=1 \
 RUN groupadd --system --gid 10001 podcast \
     && useradd --system --uid 10001 --gid podcast --home-dir /home/podcast --create-home podcast
 
+# espeak-ng speaks the weekly digest (the default text-to-speech backend).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends espeak-ng \
+    && rm -rf /var/lib/apt/lists/*
+
 WORKDIR /opt/dagster/app
 
 # Package sources first, so the dependency layer is rebuilt only when they or pyproject.toml change.

@@ -25,7 +25,8 @@ HEAVY_MODULES = (
 )
 INGESTION = {"episode_metadata", "raw_audio", "transcript"}
 ENRICHMENT = {"summary", "grounded_insights", "knowledge_graph", "embeddings"}
-ASSETS = INGESTION | ENRICHMENT | {"corpus_graph", "corpus"}
+DIGEST = {"weekly_digest", "digest_audio", "digest_feed"}
+ASSETS = INGESTION | ENRICHMENT | DIGEST | {"corpus_graph", "corpus"}
 
 # Imports the code location in a fresh interpreter and prints what the parent test checks.
 PROBE = f"""
@@ -91,12 +92,16 @@ def test_definitions_load_and_describe_every_asset(defs):
     dg.Definitions.validate_loadable(defs)
     specs = {spec.key.to_user_string(): spec for spec in defs.resolve_all_asset_specs()}
     assert set(specs) == ASSETS
-    assert specs["corpus_graph"].partitions_def is None and specs["corpus"].partitions_def is None
+    # Corpus-wide assets are unpartitioned: one graph, one database, one digest feed of all weeks.
+    for name in ("corpus_graph", "corpus", "digest_feed"):
+        assert specs[name].partitions_def is None, name
     for name, spec in specs.items():
-        if name not in {"corpus_graph", "corpus"}:
-            partitions = spec.partitions_def
+        partitions = spec.partitions_def
+        if name in INGESTION | ENRICHMENT:
             assert isinstance(partitions, dg.DynamicPartitionsDefinition), name
             assert partitions.name == "episodes", name
+        elif name in {"weekly_digest", "digest_audio"}:
+            assert isinstance(partitions, dg.WeeklyPartitionsDefinition), name
         assert spec.group_name and spec.group_name != "default", name
         assert spec.kinds, name
         assert spec.description and spec.description.strip(), name

@@ -7,6 +7,7 @@ once.
 
 from __future__ import annotations
 
+import atexit
 import gc
 import os
 import threading
@@ -91,6 +92,7 @@ def detect_device() -> tuple[str, str]:
 
 _MODELS: dict[tuple[str, str, str, int], WhisperModel] = {}
 _MODELS_LOCK = threading.Lock()
+_UNFREEZE_AT_EXIT: list[bool] = []
 
 
 def load_model(settings: WhisperSettings) -> tuple[WhisperModel, dict[str, Any]]:
@@ -132,7 +134,12 @@ def load_model(settings: WhisperSettings) -> tuple[WhisperModel, dict[str, Any]]
             # faster-whisper runs gc.collect() on every file it decodes; in a run process that
             # also holds Dagster and the enrichment models that costs ~0.5 s per episode
             # (measured, BENCHMARKS.md). Freezing what is loaded so far makes it ~1 ms.
+            # Unfrozen at exit so shutdown can still free it (native extensions such as DuckDB
+            # report every object left alive as a leak).
             gc.freeze()
+            if not _UNFREEZE_AT_EXIT:
+                atexit.register(gc.unfreeze)
+                _UNFREEZE_AT_EXIT.append(True)
         facts = {
             "device": device,
             "compute_type": compute_type,

@@ -81,7 +81,7 @@ def summary(
             "lead": record["lead"],
             "bullets": len(record["bullets"]),
             "summary": dg.MetadataValue.md("\n".join(f"- {b}" for b in record["bullets"])),
-            "path": dg.MetadataValue.path(str(store.path(episode_path(key, enrich.SUMMARY_FILE)))),
+            "path": dg.MetadataValue.path(store.location(episode_path(key, enrich.SUMMARY_FILE))),
         }
 
     return each_episode(
@@ -115,7 +115,7 @@ def grounded_insights(
             "grounded_rate": float(stats["grounded_rate"]),
             "quotes_per_insight": float(stats["quotes_per_insight"]),
             "verifier": record["provenance"]["verifier"],
-            "path": dg.MetadataValue.path(str(store.path(episode_path(key, enrich.INSIGHTS_FILE)))),
+            "path": dg.MetadataValue.path(store.location(episode_path(key, enrich.INSIGHTS_FILE))),
         }
 
     return each_episode(
@@ -179,7 +179,7 @@ def knowledge_graph(
             "nodes": len(record["nodes"]),
             "edges": len(record["edges"]),
             **{f"nodes_{k.lower()}": v for k, v in sorted(kinds.items())},
-            "path": dg.MetadataValue.path(str(store.path(episode_path(key, enrich.GRAPH_FILE)))),
+            "path": dg.MetadataValue.path(store.location(episode_path(key, enrich.GRAPH_FILE))),
         }
 
     return each_episode(
@@ -217,7 +217,7 @@ def embeddings(
             **_timings(record),
             "chunks": record["chunks"],
             "model": record["model"],
-            "path": dg.MetadataValue.path(str(store.path(episode_path(key, enrich.CHUNKS_FILE)))),
+            "path": dg.MetadataValue.path(store.location(episode_path(key, enrich.CHUNKS_FILE))),
         }
 
     return each_episode(context, stage, describe)
@@ -244,7 +244,7 @@ def corpus_graph(
             **{k: v for k, v in record.items() if k != "node_types"},
             **{f"nodes_{k.lower()}": v for k, v in record["node_types"].items()},
             "graphml": dg.MetadataValue.path(
-                str(store.path(f"{enrich.CORPUS_GRAPH_DIR}/graph.graphml"))
+                store.location(f"{enrich.CORPUS_GRAPH_DIR}/graph.graphml")
             ),
         }
     )

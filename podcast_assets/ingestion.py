@@ -59,7 +59,7 @@ def episode_metadata(
             "published": item.get("published") or "",
             "audio_url": dg.MetadataValue.url(item["audio_url"]) if item.get("audio_url") else "",
             "transcript_links": len(item.get("transcripts", [])),
-            "path": dg.MetadataValue.path(str(store.path(episode_path(key, "metadata.json")))),
+            "path": dg.MetadataValue.path(store.location(episode_path(key, "metadata.json"))),
         }
 
     return each_episode(context, stage, describe)
@@ -95,7 +95,7 @@ def raw_audio(
             "content_type": record["content_type"] or "",
             "duration_seconds": record["duration_seconds"],
             "download_seconds": record["download_seconds"],
-            "path": dg.MetadataValue.path(str(store.path(episode_path(key, record["file"])))),
+            "path": dg.MetadataValue.path(store.location(episode_path(key, record["file"]))),
         }
 
     return each_episode(context, stage, describe)
@@ -151,7 +151,7 @@ def transcript(
             "words": len(record["text"].split()),
             "fallback_reason": record.get("fallback_reason") or "",
             "preview": dg.MetadataValue.md(record["text"][:600]),
-            "path": dg.MetadataValue.path(str(store.path(episode_path(key, "transcript.json")))),
+            "path": dg.MetadataValue.path(store.location(episode_path(key, "transcript.json"))),
         }
 
     return each_episode(context, stage, describe)

@@ -49,6 +49,10 @@ class LocalArtifactStore:
             raise ValueError(f"artifact path {rel!r} escapes the artifact root {self.root}")
         return path
 
+    def location(self, rel: str) -> str:
+        """Where ``rel`` lives, for people: a filesystem path here, an ``s3://`` URI on S3."""
+        return str(self.path(rel))
+
     def uri(self, rel: str) -> str:
         """A URI for ``rel`` that tools outside this process can open."""
         return self.path(rel).as_uri()

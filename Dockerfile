@@ -43,9 +43,9 @@ COPY sensors/ sensors/
 COPY partitions/ partitions/
 
 # The project with the offline model packages, plus the deployment libraries: dagster-postgres
-# (instance storage), dagster-docker (DockerRunLauncher) and dagster-aws (S3 artifacts and compute
-# logs: later work; installed now so the image does not change when that lands). Versions match
-# dagster==1.13.27 pinned in pyproject.toml.
+# (instance storage), dagster-docker (DockerRunLauncher) and dagster-aws (S3 artifacts through
+# S3Resource, S3ComputeLogManager for compute logs). Versions match dagster==1.13.27 pinned in
+# pyproject.toml.
 RUN pip install ${TORCH_EXTRA_INDEX_URL:+--extra-index-url "$TORCH_EXTRA_INDEX_URL"} \
         ".[offline-models]" \
         dagster-postgres==0.29.27 \
@@ -57,12 +57,14 @@ RUN pip install ${TORCH_EXTRA_INDEX_URL:+--extra-index-url "$TORCH_EXTRA_INDEX_U
 COPY dagster.yaml workspace.yaml ./
 COPY deploy/ deploy/
 
-# Instance config: deploy/dagster.prod.yaml (Postgres storage, queued runs, DockerRunLauncher).
+# Instance config: deploy/dagster.prod.yaml (Postgres storage, S3 compute logs, queued runs,
+# DockerRunLauncher).
 ENV DAGSTER_HOME=/opt/dagster/dagster_home
 RUN mkdir -p "$DAGSTER_HOME" && cp deploy/dagster.prod.yaml "$DAGSTER_HOME/dagster.yaml"
 
-# Catalog, artifacts and Dagster's local storage (compute logs) live on the data volume; models
-# are cached on their own volume. Both directories are created here owned by the runtime user, so
+# Catalog, Dagster's local storage, and the artifacts (when PODCAST_ARTIFACT_ROOT is local; on
+# S3, the corpus mirror and scratch files in /data/cache) live on the data volume; models are
+# cached on their own volume. Both directories are created here owned by the runtime user, so
 # a new named volume mounted on them starts with that ownership.
 ENV PODCAST_DATA_DIR=/data \
     XDG_CACHE_HOME=/opt/dagster/cache \

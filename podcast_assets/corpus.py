@@ -1,5 +1,6 @@
 """The corpus as a first-class asset: one DuckDB database over every artifact table."""
 
+import tempfile
 from pathlib import Path
 
 import dagster as dg
@@ -36,12 +37,21 @@ CORPUS_VERSION = "1"
 def corpus(artifacts: ArtifactStoreResource) -> dg.MaterializeResult:
     """Every artifact table (episodes to chunks) in one DuckDB database file."""
     store = artifacts.store()
-    path = Path(store.path(CORPUS_FILE))
-    counts = build_database(store, path)
+    if store.is_local:
+        path = Path(store.path(CORPUS_FILE))
+        counts = build_database(store, path)
+        size = path.stat().st_size
+    else:
+        # DuckDB writes a local file; the finished database is uploaded whole.
+        with tempfile.TemporaryDirectory(dir=store.scratch_dir(), prefix="corpus.") as work:
+            path = Path(work) / "corpus.duckdb"
+            counts = build_database(store, path)
+            size = path.stat().st_size
+            store.move_in(CORPUS_FILE, path)
     return dg.MaterializeResult(
         metadata={
-            "path": dg.MetadataValue.path(str(path)),
-            "bytes": path.stat().st_size,
+            "path": dg.MetadataValue.path(store.location(CORPUS_FILE)),
+            "bytes": size,
             **{f"rows_{table}": n for table, n in counts.items()},
         }
     )

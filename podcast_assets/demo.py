@@ -58,9 +58,9 @@ def print_report(settings, instance, failed: int, feeds: int) -> None:
     from podcast_core.corpus import query
     from podcast_core.corpus_search import search_corpus
     from podcast_core.embed import Embedder
-    from podcast_core.storage import LocalArtifactStore
+    from resources import open_artifact_store
 
-    store = LocalArtifactStore(settings.artifact_root)
+    store = open_artifact_store(settings)
 
     def rows(sql: str) -> list[tuple]:
         return query(store, sql)[1]
@@ -86,7 +86,7 @@ def print_report(settings, instance, failed: int, feeds: int) -> None:
 Grounded insights: {insights} insights, {grounded} grounded, {quotes} verbatim timed quotes
 Knowledge graph:   {entities.get("Person", 0)} people, {entities.get("Organization", 0)} \
 organizations, {entities.get("Topic", 0)} topics, {relations} relations \
-(GraphML: {store.path("_corpus/graph/graph.graphml")})""")
+(GraphML: {store.location("_corpus/graph/graph.graphml")})""")
     hits = search_corpus(store, DEMO_QUERY, Embedder(settings.enrichment.embedding_model), limit=1)
     if hits:
         hit = hits[0]

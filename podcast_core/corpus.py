@@ -15,6 +15,10 @@ Tables (views, recomputed from the JSON artifacts on every connection):
   ``relations(source_id, target_id, type, weight)``: from the per-episode knowledge graphs,
   with entity ids resolved through the corpus graph's alias table when it has been built
 - ``chunks(key, chunk_id, start, end, char_start, char_end, text)``
+
+On an S3 artifact root DuckDB reads a local mirror of the queryable artifacts (JSON and Parquet,
+never audio) that :func:`query_view` brings up to date first (see
+``S3ArtifactStore.local_view``); a local root is read in place.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from typing import Any
 
 import duckdb
 
-from podcast_core.storage import LocalArtifactStore
+from podcast_core.storage import ArtifactStore, LocalArtifactStore
 
 _SEGMENT_TYPE = '[{"start":"DOUBLE","end":"DOUBLE","text":"VARCHAR","speaker":"VARCHAR"}]'
 
@@ -211,10 +215,18 @@ _VIEWS = {
 }
 
 TABLES = tuple(name for name in _VIEWS if not name.startswith("_"))
+# Every artifact the views read: what an S3 store mirrors locally for DuckDB.
+QUERY_PATTERNS = tuple(pattern for pattern, _ in (*_SOURCES.values(), *_PARQUET_SOURCES.values()))
 
 
-def connect(store: LocalArtifactStore) -> duckdb.DuckDBPyConnection:
+def query_view(store: ArtifactStore) -> LocalArtifactStore:
+    """A local store with every artifact the views read: ``store`` itself, or its S3 mirror."""
+    return store.local_view(QUERY_PATTERNS)
+
+
+def connect(store: ArtifactStore) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with the corpus views over ``store``'s artifacts."""
+    store = query_view(store)
     con = duckdb.connect()
     for name, (pattern, columns) in _SOURCES.items():
         if store.list(pattern):
@@ -243,7 +255,7 @@ def connect(store: LocalArtifactStore) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def query(store: LocalArtifactStore, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+def query(store: ArtifactStore, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
     """Run one SQL query over the corpus; returns column names and rows."""
     con = connect(store)
     try:
@@ -254,7 +266,7 @@ def query(store: LocalArtifactStore, sql: str) -> tuple[list[str], list[tuple[An
         con.close()
 
 
-def build_database(store: LocalArtifactStore, path: Path) -> dict[str, int]:
+def build_database(store: ArtifactStore, path: Path) -> dict[str, int]:
     """Materialize every corpus view as a table of a DuckDB database file at ``path``.
 
     Rebuilds serialize on a lock file beside ``path`` and each writes a fresh database that

@@ -5,13 +5,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from podcast_core.corpus import connect
+from podcast_core.corpus import connect, query_view
 from podcast_core.embed import Embedder
-from podcast_core.storage import LocalArtifactStore
+from podcast_core.storage import ArtifactStore
 
 
 def search_corpus(
-    store: LocalArtifactStore,
+    store: ArtifactStore,
     query: str,
     embedder: Embedder,
     *,
@@ -32,7 +32,9 @@ def search_corpus(
             dt.date.fromisoformat(since)
         except ValueError as exc:
             raise ValueError(f"--since {since!r} is not a date (YYYY-MM-DD)") from exc
-    con = connect(store)
+    # On S3 the index is built from (and cached against) the local mirror of the chunk files.
+    view = query_view(store)
+    con = connect(view)
     try:
         episodes = {
             key: {
@@ -44,7 +46,7 @@ def search_corpus(
                 "SELECT key, feed, title, published FROM episodes"
             ).fetchall()
         }
-        index = cached_index(store.root, episodes)
+        index = cached_index(view.root, episodes)
         if len(index.keys) == 0:
             return []
         hits = index.search(query, embedder, feed=feed, since=since, limit=limit)

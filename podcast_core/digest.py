@@ -86,7 +86,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from podcast_core.keys import InvalidKeyError
-from podcast_core.storage import LocalArtifactStore, episode_path
+from podcast_core.storage import ArtifactStore, episode_path
 
 if TYPE_CHECKING:
     from podcast_core.embed import Embedder
@@ -168,7 +168,7 @@ def build_digest(
     con: duckdb.DuckDBPyConnection,
     week: str,
     *,
-    store: LocalArtifactStore,
+    store: ArtifactStore,
     embedder: Embedder | None = None,
     budget_minutes: float = 60,
     max_insights: int = 10,
@@ -385,7 +385,7 @@ def _deep_link(audio_url: str | None, seconds: float | None) -> str | None:
 
 
 def _episode_vectors(
-    store: LocalArtifactStore, keys: Sequence[str], embedder: Embedder | None
+    store: ArtifactStore, keys: Sequence[str], embedder: Embedder | None
 ) -> tuple[list[str], np.ndarray]:
     """Normalized mean chunk vector of each episode that has chunks from the embedder's model."""
     if embedder is None:

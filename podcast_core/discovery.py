@@ -20,7 +20,7 @@ from podcast_core.http import FeedRequest, FeedResponse
 from podcast_core.keys import SEPARATOR
 from podcast_core.models import Episode, ParsedFeed
 from podcast_core.published import choose_transcript
-from podcast_core.storage import LocalArtifactStore, feed_path
+from podcast_core.storage import ArtifactStore, feed_path
 
 FEED_SNAPSHOT = "feed.json"
 
@@ -189,7 +189,7 @@ def discover(
 
 
 def save_feed_snapshot(
-    store: LocalArtifactStore, feed: FeedConfig, parsed: ParsedFeed, fetched_at: str | None = None
+    store: ArtifactStore, feed: FeedConfig, parsed: ParsedFeed, fetched_at: str | None = None
 ) -> None:
     """Merge a parsed feed into ``{feed}/feed.json``.
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from podcast_core.embed import Embedder
 from podcast_core.pipeline import EpisodeError
-from podcast_core.storage import LocalArtifactStore, episode_path
+from podcast_core.storage import ArtifactStore, episode_path
 
 SUMMARY_FILE = "summary.json"
 INSIGHTS_FILE = "gi.json"
@@ -38,7 +38,7 @@ def _digest(*parts: str | bytes) -> str:
     return h.hexdigest()[:24]
 
 
-def load_transcript(store: LocalArtifactStore, key: str) -> tuple[dict[str, Any], str]:
+def load_transcript(store: ArtifactStore, key: str) -> tuple[dict[str, Any], str]:
     """The transcript document of ``key`` and a digest of its bytes."""
     rel = episode_path(key, "transcript.json")
     if not store.exists(rel):
@@ -49,7 +49,7 @@ def load_transcript(store: LocalArtifactStore, key: str) -> tuple[dict[str, Any]
     return json.loads(raw), _digest(raw)
 
 
-def _reusable(store: LocalArtifactStore, rel: str, fingerprint: str) -> dict[str, Any] | None:
+def _reusable(store: ArtifactStore, rel: str, fingerprint: str) -> dict[str, Any] | None:
     if store.exists(rel) and rel.endswith(".json"):
         existing = store.read_json(rel)
         if existing.get("input_fingerprint") == fingerprint:
@@ -58,7 +58,7 @@ def _reusable(store: LocalArtifactStore, rel: str, fingerprint: str) -> dict[str
 
 
 def materialize_summary(
-    store: LocalArtifactStore, key: str, settings: Any, embedder: Embedder
+    store: ArtifactStore, key: str, settings: Any, embedder: Embedder
 ) -> dict[str, Any]:
     """Write ``summary.json``: lead, bullets, paragraph and provenance."""
     from podcast_core.summarize import SUMMARY_VERSION, summarize
@@ -96,7 +96,7 @@ def insight_candidates(summary: dict[str, Any]) -> list[str]:
 
 
 def materialize_insights(
-    store: LocalArtifactStore, key: str, settings: Any, embedder: Embedder
+    store: ArtifactStore, key: str, settings: Any, embedder: Embedder
 ) -> dict[str, Any]:
     """Write ``gi.json``: insights from the summary, grounded in verbatim, timed quotes."""
     from podcast_core.insights import GI_VERSION, build_insights, check_insights
@@ -139,7 +139,7 @@ def materialize_insights(
 
 
 def materialize_graph(
-    store: LocalArtifactStore, key: str, ner: Any, embedder: Embedder
+    store: ArtifactStore, key: str, ner: Any, embedder: Embedder
 ) -> dict[str, Any]:
     """Write ``kg.json``: people, organizations and topics of the episode and their relations."""
     from podcast_core.graph import GRAPH_VERSION, build_episode_graph
@@ -177,7 +177,7 @@ def materialize_graph(
 
 
 def materialize_embeddings(
-    store: LocalArtifactStore,
+    store: ArtifactStore,
     key: str,
     embedder: Embedder,
     *,
@@ -233,7 +233,7 @@ def materialize_embeddings(
     }
 
 
-def materialize_corpus_graph(store: LocalArtifactStore, embedder: Embedder) -> dict[str, Any]:
+def materialize_corpus_graph(store: ArtifactStore, embedder: Embedder) -> dict[str, Any]:
     """Merge every episode's ``kg.json`` into the corpus graph under ``_corpus/graph/``.
 
     Writes ``nodes.parquet``, ``edges.parquet``, ``aliases.parquet`` (episode-level id →

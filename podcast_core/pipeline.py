@@ -24,7 +24,7 @@ from podcast_core.keys import parse_episode_key
 from podcast_core.models import Episode, Transcript
 from podcast_core.published import choose_transcript, parse_transcript, transcript_format
 from podcast_core.settings import WhisperSettings
-from podcast_core.storage import LocalArtifactStore, episode_path, feed_path
+from podcast_core.storage import ArtifactStore, episode_path, feed_path
 from podcast_core.transcribe import transcribe
 
 # Bump when a stage's output changes for the same inputs; Dagster then shows the data as stale.
@@ -54,7 +54,7 @@ def _now() -> str:
 
 
 def materialize_metadata(
-    store: LocalArtifactStore, key: str, feed: FeedConfig | None, client: HttpClient
+    store: ArtifactStore, key: str, feed: FeedConfig | None, client: HttpClient
 ) -> dict[str, Any]:
     """Write ``metadata.json``: the RSS item of ``key`` plus its feed's facts.
 
@@ -92,7 +92,7 @@ def materialize_metadata(
     return record
 
 
-def load_metadata(store: LocalArtifactStore, key: str) -> tuple[Episode, dict[str, Any]]:
+def load_metadata(store: ArtifactStore, key: str) -> tuple[Episode, dict[str, Any]]:
     """The episode and its full metadata record, as ``episode_metadata`` stored them."""
     rel = episode_path(key, "metadata.json")
     if not store.exists(rel):
@@ -147,7 +147,7 @@ def probe_duration(path: Path) -> float | None:
 
 
 def materialize_audio(
-    store: LocalArtifactStore,
+    store: ArtifactStore,
     key: str,
     client: HttpClient,
     progress: Callable[[int, int | None], None] | None = None,
@@ -233,7 +233,7 @@ def _primary_language(*candidates: str | None) -> str | None:
 
 
 def materialize_transcript(
-    store: LocalArtifactStore,
+    store: ArtifactStore,
     key: str,
     feed: FeedConfig | None,
     client: HttpClient,

@@ -4,6 +4,10 @@
 ``DAGSTER_HOME`` is set, the Dagster instance. ``settings.json`` lets a data directory carry its
 own profile (the demo writes one that selects the packaged offline Whisper model), so
 ``dagster dev`` and ``podcast`` agree on it without extra environment.
+
+``PODCAST_ARTIFACT_ROOT`` may be ``s3://bucket/prefix`` (``PODCAST_S3_ENDPOINT_URL`` for MinIO or
+R2, ``PODCAST_S3_REGION``); S3 credentials are never settings: they come only from the standard
+AWS environment variables or credential chain.
 """
 
 from __future__ import annotations
@@ -82,6 +86,13 @@ class Settings:
     tts_backend: str = "espeak"
     tts_voice: str = "en-us"
     tts_command: str = ""
+    s3_endpoint_url: str = ""
+    s3_region: str = ""
+
+    @property
+    def cache_dir(self) -> Path:
+        """Local caches: scratch files and the corpus mirror of an S3 artifact root."""
+        return self.data_dir / "cache"
 
     @property
     def catalog_path(self) -> Path:
@@ -107,6 +118,8 @@ _ENV_FIELDS: dict[str, tuple[str, type]] = {
     "PODCAST_TTS_BACKEND": ("tts_backend", str),
     "PODCAST_TTS_VOICE": ("tts_voice", str),
     "PODCAST_TTS_COMMAND": ("tts_command", str),
+    "PODCAST_S3_ENDPOINT_URL": ("s3_endpoint_url", str),
+    "PODCAST_S3_REGION": ("s3_region", str),
 }
 _SECTIONS: dict[str, tuple[type, str]] = {
     "whisper": (WhisperSettings, "PODCAST_WHISPER_"),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from podcast_core.digest import (
     week_of,
 )
 from podcast_core.embed import Embedder
-from podcast_core.storage import LocalArtifactStore
+from podcast_core.storage import ArtifactStore
 
 DIGEST_DIR = "_digests"
 FEED_FILE = f"{DIGEST_DIR}/feed.xml"
@@ -42,7 +43,7 @@ def week_for_partition(partition_key: str) -> str:
     return week_of(dt.date.fromisoformat(partition_key))
 
 
-def inputs_fingerprint(store: LocalArtifactStore, week: str) -> str:
+def inputs_fingerprint(store: ArtifactStore, week: str) -> str:
     """A digest of everything the week's digest reads.
 
     That is this week's and the previous week's episodes and their enrichment, so a changed
@@ -66,7 +67,7 @@ def inputs_fingerprint(store: LocalArtifactStore, week: str) -> str:
     return hashlib.sha256(json.dumps([DIGEST_VERSION, rows], default=str).encode()).hexdigest()[:24]
 
 
-def is_current(store: LocalArtifactStore, week: str) -> bool:
+def is_current(store: ArtifactStore, week: str) -> bool:
     """Whether the stored digest (and its audio) were made from the corpus as it is now."""
     rel = f"{week_dir(week)}/digest.json"
     if not store.exists(rel) or not store.exists(f"{week_dir(week)}/audio.json"):
@@ -75,7 +76,7 @@ def is_current(store: LocalArtifactStore, week: str) -> bool:
 
 
 def materialize_digest(
-    store: LocalArtifactStore, week: str, embedder: Embedder | None, budget_minutes: float
+    store: ArtifactStore, week: str, embedder: Embedder | None, budget_minutes: float
 ) -> dict[str, Any]:
     """Write ``digest.json``, ``digest.md`` and ``digest.html`` for one ISO week."""
     fingerprint = inputs_fingerprint(store, week)
@@ -95,19 +96,19 @@ def materialize_digest(
     return digest | {"markdown": markdown}
 
 
-def materialize_digest_audio(store: LocalArtifactStore, week: str, backend: Any) -> dict[str, Any]:
+def materialize_digest_audio(store: ArtifactStore, week: str, backend: Any) -> dict[str, Any]:
     """Speak the week's digest into ``digest.mp3`` with ``chapters.json`` (Podcasting 2.0)."""
     from podcast_core.speech import digest_script, render_digest_audio
 
     folder = week_dir(week)
     digest = store.read_json(f"{folder}/digest.json")
     sections = digest_script(digest)
-    result = render_digest_audio(
-        sections,
-        backend,
-        Path(store.path(f"{folder}/digest.mp3")),
-        title=f"Weekly digest {week}",
-    )
+    # Rendered in the store's scratch space and published whole (a rename locally, an upload
+    # on S3).
+    with tempfile.TemporaryDirectory(dir=store.scratch_dir(), prefix=f"digest-{week}.") as work:
+        mp3 = Path(work) / "digest.mp3"
+        result = render_digest_audio(sections, backend, mp3, title=f"Weekly digest {week}")
+        store.move_in(f"{folder}/digest.mp3", mp3)
     store.write_json(f"{folder}/chapters.json", result["chapters"])
     manifest = {
         "week": week,
@@ -123,14 +124,14 @@ def materialize_digest_audio(store: LocalArtifactStore, week: str, backend: Any)
     return manifest
 
 
-def public_base(store: LocalArtifactStore, public_url: str) -> str:
-    """Where ``_digests/`` is served: the configured public URL, else the local directory."""
+def public_base(store: ArtifactStore, public_url: str) -> str:
+    """Where ``_digests/`` is served: the public URL, else the store's own (file:// or s3://)."""
     if public_url:
         return public_url.rstrip("/") + f"/{DIGEST_DIR}/"
-    return Path(store.path(DIGEST_DIR)).as_uri() + "/"
+    return store.uri(DIGEST_DIR) + "/"
 
 
-def materialize_digest_feed(store: LocalArtifactStore, public_url: str) -> dict[str, Any]:
+def materialize_digest_feed(store: ArtifactStore, public_url: str) -> dict[str, Any]:
     """Write ``feed.xml``: every week with audio, as a subscribable podcast feed."""
     from podcast_core.digest_feed import build_digest_feed
 
@@ -147,11 +148,13 @@ def materialize_digest_feed(store: LocalArtifactStore, public_url: str) -> dict[
                 "title": f"Week {week}: {stats.get('episodes', 0)} new episodes, "
                 f"{stats.get('clusters', 0)} shared stories",
                 "published": digest["end"],
-                "audio_path_url": f"{week}/digest.mp3",
+                # Absolute: urljoin leaves relative links alone under schemes it does not know
+                # (s3://), so they would stay relative in the feed.
+                "audio_path_url": f"{base}{week}/digest.mp3",
                 "audio_bytes": audio["bytes"],
                 "duration_seconds": audio["duration_seconds"],
-                "chapters_url": f"{week}/chapters.json",
-                "html_url": f"{week}/digest.html",
+                "chapters_url": f"{base}{week}/chapters.json",
+                "html_url": f"{base}{week}/digest.html",
                 "summary": render_html(digest),
             }
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -11,17 +12,51 @@ from podcast_core.catalog import Catalog, FeedConfig
 from podcast_core.embed import Embedder
 from podcast_core.http import HttpClient
 from podcast_core.settings import Settings, WhisperSettings
-from podcast_core.storage import LocalArtifactStore
+from podcast_core.storage import ArtifactStore, open_store
+
+
+@functools.cache
+def _s3_store(root: str, endpoint_url: str, region: str, cache_dir: str) -> ArtifactStore:
+    # One client per configuration and process: building one costs tens of milliseconds and
+    # assets ask for the store many times per run. boto3 clients are thread-safe.
+    from dagster_aws.s3 import S3Resource
+
+    s3 = S3Resource(endpoint_url=endpoint_url or None, region_name=region or None)
+    return open_store(root, client_factory=s3.get_client, cache_dir=cache_dir)
 
 
 class ArtifactStoreResource(dg.ConfigurableResource):
-    """Where artifacts live: a local directory (S3 support arrives with the production setup)."""
+    """Where artifacts live: a local directory, or ``s3://bucket/prefix`` on any S3 API.
+
+    The S3 client is dagster-aws's ``S3Resource`` (imported only for an S3 root): credentials come
+    from the standard AWS environment variables or credential chain, never from this config.
+    """
 
     root: str
+    s3_endpoint_url: str = ""
+    s3_region: str = ""
+    cache_dir: str = ""
 
-    def store(self) -> LocalArtifactStore:
+    def store(self) -> ArtifactStore:
         """The artifact store."""
-        return LocalArtifactStore(self.root)
+        if not self.root.startswith("s3://"):
+            return open_store(self.root)
+        return _s3_store(self.root, self.s3_endpoint_url, self.s3_region, self.cache_dir)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ArtifactStoreResource:
+        """Build from resolved settings."""
+        return cls(
+            root=settings.artifact_root,
+            s3_endpoint_url=settings.s3_endpoint_url,
+            s3_region=settings.s3_region,
+            cache_dir=str(settings.cache_dir),
+        )
+
+
+def open_artifact_store(settings: Settings) -> ArtifactStore:
+    """The artifact store of a resolved configuration (what the assets' resource opens)."""
+    return ArtifactStoreResource.from_settings(settings).store()
 
 
 class CatalogResource(dg.ConfigurableResource):
@@ -221,7 +256,7 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         "digest": DigestResource(
             public_url=settings.public_url, budget_minutes=settings.digest_budget_minutes
         ),
-        "artifacts": ArtifactStoreResource(root=settings.artifact_root),
+        "artifacts": ArtifactStoreResource.from_settings(settings),
         "catalog": CatalogResource(
             path=str(settings.catalog_path),
             initial_episodes=settings.initial_episodes,

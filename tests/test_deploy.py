@@ -1,14 +1,15 @@
 """Static checks of the docker-compose deployment.
 
-Covers Dockerfile, docker-compose.yml, .env.example, deploy/dagster.prod.yaml and the workspace
-files in deploy/. There is no Docker engine where these tests run, so `docker compose config`,
-`docker build` and starting the stack are not available: these tests check instead what can be
-checked without them: the files parse, reference each other consistently (service names, ports,
-paths, volume and network names, variables), every command line parses with the installed Dagster
-CLIs, and the instance file passes Dagster's own instance-config schema. dagster-postgres and
-dagster-docker are not installed in this virtualenv, so their classes are never loaded; the
-DockerRunLauncher config is checked against a copy of its schema (the real one when the package is
-installed).
+Covers Dockerfile, docker-compose.yml (with its MinIO object storage), .env.example,
+deploy/dagster.prod.yaml and the workspace files in deploy/. There is no Docker engine where these
+tests run, so `docker compose config`, `docker build` and starting the stack are not available:
+these tests check instead what can be checked without them: the files parse, reference each other
+consistently (service names, ports, paths, volume and network names, variables), every command
+line parses with the installed Dagster CLIs, the one-shot MinIO setup script runs in a real shell
+(with a stand-in `mc`), and the instance file passes Dagster's own instance-config schema.
+dagster-postgres and dagster-docker are not installed in this virtualenv, so their classes are
+never loaded; the DockerRunLauncher config is checked against a copy of its schema (the real one
+when the package is installed).
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
+import os
 import re
 import shlex
+import subprocess
 import sys
 import tomllib
 from pathlib import Path
@@ -46,11 +49,22 @@ PROD_INSTANCE = DEPLOY / "dagster.prod.yaml"
 DEV_INSTANCE = REPO / "dagster.yaml"
 VENV_BIN = Path(sys.executable).parent
 
-SERVICES = {"postgres", "user_code", "user_code_gpu", "webserver", "daemon"}
-APP_SERVICES = SERVICES - {"postgres"}
+SERVICES = {"postgres", "minio", "minio_init", "user_code", "user_code_gpu", "webserver", "daemon"}
+APP_SERVICES = SERVICES - {"postgres", "minio", "minio_init"}
 CODE_SERVERS = {"user_code": "workspace.docker.yaml", "user_code_gpu": "workspace.gpu.yaml"}
 SHARED_INSTANCE_BLOCKS = ("concurrency", "run_monitoring", "run_retries")
 POSTGRES_VARS = {f"DAGSTER_POSTGRES_{p}" for p in ("USER", "PASSWORD", "HOST", "DB", "PORT")}
+# S3ComputeLogManager's config ({env: ...}) and the standard AWS credentials boto3 reads.
+COMPUTE_LOG_VARS = {"DAGSTER_COMPUTE_LOGS_BUCKET", "DAGSTER_COMPUTE_LOGS_PREFIX"}
+AWS_VARS = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+# What every process that loads the instance needs besides Postgres (the endpoint is shared with
+# the artifact store's setting).
+INSTANCE_S3_VARS = COMPUTE_LOG_VARS | AWS_VARS | {"PODCAST_S3_ENDPOINT_URL"}
+# Compose settings that deliberately differ from the code's defaults: artifacts on MinIO.
+COMPOSE_OVERRIDES = {
+    "PODCAST_ARTIFACT_ROOT": ("artifact_root", "s3://podcast/artifacts"),
+    "PODCAST_S3_ENDPOINT_URL": ("s3_endpoint_url", "http://minio:9000"),
+}
 SECRET_NAME = re.compile(r"(PASSWORD|SECRET|TOKEN|API_KEY|ACCESS_KEY|PRIVATE_KEY)$", re.IGNORECASE)
 PLACEHOLDERS = {"", "change-me"}
 SECRET_VALUE_PATTERNS = [
@@ -316,6 +330,11 @@ def test_compose_parses_with_the_expected_services():
     compose = _compose()
     assert set(compose["services"]) == SERVICES
     assert compose["services"]["postgres"]["image"] == "postgres:16"
+    env = _env_example()
+    assert _interpolate(compose["services"]["minio"]["image"], env).startswith("minio/minio:")
+    assert _interpolate(compose["services"]["minio_init"]["image"], env).startswith("minio/mc:")
+    for name in ("minio", "minio_init"):
+        assert compose["services"][name]["networks"] == ["podcast"], name
     for name in APP_SERVICES:
         service = compose["services"][name]
         assert service["build"]["context"] == "."
@@ -467,6 +486,12 @@ def test_startup_order_waits_for_healthy_dependencies():
         assert depends["user_code"]["condition"] == "service_healthy"
     for service in CODE_SERVERS:
         assert _service(service)["depends_on"]["postgres"]["condition"] == "service_healthy"
+    # Buckets and the application key exist before any Dagster process writes to S3.
+    for service in APP_SERVICES:
+        depends = _service(service)["depends_on"]
+        assert depends["minio_init"]["condition"] == "service_completed_successfully", service
+    assert _service("minio_init")["depends_on"]["minio"]["condition"] == "service_healthy"
+    assert _service("minio_init")["restart"] == "no", "a one-shot job, not a daemon"
 
 
 def test_only_the_webserver_is_published_and_on_loopback():
@@ -487,9 +512,9 @@ def test_docker_socket_and_env_file_where_needed():
         )
     for service in APP_SERVICES - {"webserver"}:
         assert _service(service)["env_file"] == ".env", service
-    # The webserver gets instance access only, no application secrets.
+    # The webserver gets instance access only (Postgres, and S3 for compute logs).
     assert "env_file" not in _service("webserver")
-    assert set(_environment("webserver", _env_example())) == POSTGRES_VARS
+    assert set(_environment("webserver", _env_example())) == POSTGRES_VARS | INSTANCE_S3_VARS
     for service in CODE_SERVERS:
         assert not any("docker.sock" in m for m in _mounts(service)), f"{service}: no Docker access"
 
@@ -561,10 +586,12 @@ def test_no_secret_is_committed():
 def test_application_settings_reach_code_servers_and_runs_with_the_code_defaults():
     settings_vars = _settings_vars()
     launcher_vars = set(_load_yaml(PROD_INSTANCE)["run_launcher"]["config"]["env_vars"])
-    # Every setting the code reads is copied into run containers, plus the instance storage.
-    assert launcher_vars == settings_vars | POSTGRES_VARS, (
-        f"run_launcher.env_vars: missing {sorted(settings_vars | POSTGRES_VARS - launcher_vars)},"
-        f" unexpected {sorted(launcher_vars - settings_vars - POSTGRES_VARS)}"
+    # Every setting the code reads is copied into run containers, plus the instance storage, the
+    # compute log bucket and the S3 credentials.
+    wanted = settings_vars | POSTGRES_VARS | INSTANCE_S3_VARS
+    assert launcher_vars == wanted, (
+        f"run_launcher.env_vars: missing {sorted(wanted - launcher_vars)},"
+        f" unexpected {sorted(launcher_vars - wanted)}"
     )
     daemon = _environment("daemon")
     # DockerRunLauncher raises when a bare listed name is unset in the daemon: all are set.
@@ -573,8 +600,15 @@ def test_application_settings_reach_code_servers_and_runs_with_the_code_defaults
     for service in CODE_SERVERS:
         env = _environment(service)
         assert {k: env[k] for k in settings_vars} == {k: daemon[k] for k in settings_vars}
-    # Compose defaults and .env.example values are the code's defaults.
-    expected = settings_module.load_settings({"PODCAST_DATA_DIR": "/data"})
+    # Compose defaults and .env.example values are the code's defaults, except the deliberate
+    # MinIO overrides.
+    expected = dataclasses.replace(
+        settings_module.load_settings({"PODCAST_DATA_DIR": "/data"}),
+        **{field: value for field, value in COMPOSE_OVERRIDES.values()},
+    )
+    for var, (field, value) in COMPOSE_OVERRIDES.items():
+        assert settings_module._ENV_FIELDS[var][0] == field
+        assert daemon[var] == value
     from_compose = {k: daemon[k] for k in settings_vars}
     assert settings_module.load_settings(from_compose) == expected
     from_example = {k: v for k, v in _env_example().items() if k in settings_vars}
@@ -615,7 +649,7 @@ def test_prod_instance_passes_dagster_instance_schema(tmp_path, monkeypatch):
     }
     # What a process resolves from .env.example's values.
     env = _env_example()
-    for key in POSTGRES_VARS:
+    for key in POSTGRES_VARS | INSTANCE_S3_VARS:
         monkeypatch.setenv(key, env[key])
     resolved = process_config(Shape(pg_config()), config["storage"]["postgres"])
     assert resolved.success, resolved.errors
@@ -663,13 +697,84 @@ def test_run_launcher_config_matches_compose():
     for service in CODE_SERVERS:
         code_server_mounts = {names[s]: t for s, t in _mounts(service).items()}
         assert run_mounts == code_server_mounts, service
-    # Compute logs and local storage are on a volume the webserver also mounts.
+    # Local storage is on a volume the webserver also mounts (compute logs are on S3).
     storage = _load_yaml(PROD_INSTANCE)
-    for key in ("compute_logs", "local_artifact_storage"):
-        base = storage[key]["config"]["base_dir"]
-        assert any(base.startswith(p + "/") for p in run_mounts.values()), key
-        web = {names[s]: t for s, t in _mounts("webserver").items() if s in names}
-        assert any(base.startswith(p + "/") for p in web.values()), f"webserver can't read {key}"
+    base = storage["local_artifact_storage"]["config"]["base_dir"]
+    assert any(base.startswith(p + "/") for p in run_mounts.values())
+    web = {names[s]: t for s, t in _mounts("webserver").items() if s in names}
+    assert any(base.startswith(p + "/") for p in web.values()), "webserver can't read it"
+
+
+def test_compute_logs_go_to_the_bundled_s3(monkeypatch):
+    from dagster_aws.s3.compute_log_manager import S3ComputeLogManager
+
+    compute_logs = _load_yaml(PROD_INSTANCE)["compute_logs"]
+    assert (compute_logs["module"], compute_logs["class"]) == (
+        S3ComputeLogManager.__module__,
+        S3ComputeLogManager.__name__,
+    )
+    config = compute_logs["config"]
+    assert config["bucket"] == {"env": "DAGSTER_COMPUTE_LOGS_BUCKET"}
+    assert config["prefix"] == {"env": "DAGSTER_COMPUTE_LOGS_PREFIX"}
+    assert config["endpoint_url"] == {"env": "PODCAST_S3_ENDPOINT_URL"}
+    env = _env_example()
+    for key in INSTANCE_S3_VARS:
+        monkeypatch.setenv(key, env[key])
+    result = process_config(S3ComputeLogManager.config_type(), config)
+    assert result.success, result.errors
+    # Resolved with compose's values: the minio service (minio_init creates the bucket).
+    assert _environment("daemon", env)["PODCAST_S3_ENDPOINT_URL"] == "http://minio:9000"
+
+
+def test_minio_has_a_healthcheck_a_volume_and_required_credentials():
+    minio = _service("minio")
+    assert minio["healthcheck"]["test"] == ["CMD", "mc", "ready", "local"]
+    assert _mounts("minio") == {"minio_data": "/data"}
+    assert minio["command"] == ["server", "/data"]
+    for name in ("minio", "minio_init"):
+        raw = _service(name)["environment"]
+        for key in ("MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD"):
+            assert INTERPOLATION.fullmatch(raw[key])["op"] == ":?", (name, key)
+    for key in AWS_VARS:
+        assert INTERPOLATION.fullmatch(_compose()["x-dagster-env"][key])["op"] == ":?", key
+    assert "ports" not in minio, "S3 is reachable from the compose network only"
+
+
+def test_minio_init_creates_the_buckets_and_the_application_key(tmp_path):
+    # The one-shot script, run by a real shell with a stand-in `mc` that records its arguments.
+    env = _env_example()
+    [script] = _resolve(_service("minio_init")["command"], env)
+    assert _service("minio_init")["entrypoint"] == ["/bin/sh", "-c"]
+    log = tmp_path / "mc.log"
+    (tmp_path / "mc").write_text(f'#!/bin/sh\necho "$*" >> {log}\n')
+    (tmp_path / "mc").chmod(0o755)
+    service_env = _environment("minio_init", env)
+
+    def run(**overrides: str) -> list[str]:
+        log.unlink(missing_ok=True)
+        process_env = {"PATH": f"{tmp_path}:{os.environ['PATH']}", **service_env, **overrides}
+        subprocess.run(["/bin/sh", "-c", script], env=process_env, check=True, timeout=30)
+        return log.read_text().splitlines()
+
+    calls = run()
+    root_user, root_password = env["MINIO_ROOT_USER"], env["MINIO_ROOT_PASSWORD"]
+    key, secret = env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]
+    assert calls == [
+        f"alias set local http://minio:9000 {root_user} {root_password}",
+        "mb --ignore-existing local/podcast",
+        f"mb --ignore-existing local/{env['DAGSTER_COMPUTE_LOGS_BUCKET']}",
+        f"admin user add local {key} {secret}",
+        f"admin policy attach local readwrite --user {key}",
+    ]
+    # The artifact bucket comes from PODCAST_ARTIFACT_ROOT; a local root needs no bucket.
+    assert "mb --ignore-existing local/other" in run(PODCAST_ARTIFACT_ROOT="s3://other/a/b")
+    assert not any("local/podcast " in c for c in run(PODCAST_ARTIFACT_ROOT="/data/artifacts"))
+    assert key != root_user, "minio_init cannot add the root user as an application user"
+    # The artifact root's default in compose is on that bucket and endpoint.
+    daemon = _environment("daemon", env)
+    assert daemon["PODCAST_ARTIFACT_ROOT"].startswith("s3://podcast/")
+    assert service_env["PODCAST_ARTIFACT_ROOT"] == daemon["PODCAST_ARTIFACT_ROOT"]
+    assert service_env["DAGSTER_COMPUTE_LOGS_BUCKET"] == daemon["DAGSTER_COMPUTE_LOGS_BUCKET"]
 
 
 # ---------------------------------------------------------------------------------- Dockerfile

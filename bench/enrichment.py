@@ -344,7 +344,7 @@ def run(keep: bool) -> dict[str, Any]:
 
         import_seconds = time.perf_counter() - started
 
-        from podcast_core.storage import LocalArtifactStore
+        from resources import open_artifact_store
 
         feeds: list[dict[str, Any]] = []
         lines: list[str] = []
@@ -391,7 +391,7 @@ def run(keep: bool) -> dict[str, Any]:
             enrich_order = [r.tags["dagster/partition"] for r in enrich_runs]
             first_enrich_steps = list(_step_times(instance, enrich_runs[0].run_id))
 
-            store = LocalArtifactStore(settings.artifact_root)
+            store = open_artifact_store(settings)
             artifact_by_key = {k: _artifact_seconds(store, k) for k in order}
             from podcast_core.storage import episode_path
 

@@ -209,7 +209,8 @@ def one_trial(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     from podcast_assets.demo import serve_directory
     from podcast_assets.runner import get_instance, ingest
     from podcast_core.settings import load_settings
-    from podcast_core.storage import LocalArtifactStore, episode_path
+    from podcast_core.storage import episode_path
+    from resources import open_artifact_store
 
     settings = load_settings()
     if settings.whisper.model != MODEL:
@@ -234,7 +235,7 @@ def one_trial(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         ingest_cpu = time.process_time() - cpu_started
         models_after = transcribe_mod.loaded_model_count()
 
-    store = LocalArtifactStore(settings.artifact_root)
+    store = open_artifact_store(settings)
     docs = {}
     for e in report.episodes:
         rel = episode_path(e.key, "transcript.json")

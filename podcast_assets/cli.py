@@ -146,23 +146,36 @@ def transcribe(audio: str, model: str | None, language: str | None) -> None:
 @click.option("--name", help="Feed name when the feed is new.")
 @click.option("--whisper-model", help="Whisper model for this feed.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option(
+    "--remote",
+    metavar="URL",
+    help="Run on this dagster-webserver (e.g. http://127.0.0.1:3000) through its GraphQL API.",
+)
 def ingest(
-    feed_url: str, limit: int | None, name: str | None, whisper_model: str | None, as_json: bool
+    feed_url: str,
+    limit: int | None,
+    name: str | None,
+    whisper_model: str | None,
+    as_json: bool,
+    remote: str | None,
 ) -> None:
-    """Follow FEED_URL and ingest its newest episodes now, through the Dagster instance."""
-    from podcast_assets.runner import get_instance
-    from podcast_assets.runner import ingest as run
+    """Follow FEED_URL and ingest its newest episodes now, through the Dagster instance.
 
-    settings = load_settings()
+    With --remote, the webserver's instance and code location do the work: the feed is followed
+    there, and the runs are submitted and polled over GraphQL.
+    """
+    options = {"limit": limit, "name": name, "whisper_model": whisper_model}
     try:
-        report = run(
-            feed_url,
-            settings,
-            get_instance(settings),
-            limit=limit,
-            name=name,
-            whisper_model=whisper_model,
-        )
+        if remote:
+            from podcast_assets.remote import ingest_remote
+
+            report = ingest_remote(feed_url, remote, **options)
+        else:
+            from podcast_assets.runner import get_instance
+            from podcast_assets.runner import ingest as run
+
+            settings = load_settings()
+            report = run(feed_url, settings, get_instance(settings), **options)
     except _EXPECTED as exc:
         raise _fail(exc) from exc
     if as_json:
@@ -187,12 +200,12 @@ def search(query: str, feed: str | None, since: str | None, limit: int, as_json:
     """Hybrid (keyword + semantic) search over every transcript."""
     from podcast_core.corpus_search import search_corpus
     from podcast_core.embed import Embedder
-    from podcast_core.storage import LocalArtifactStore
+    from resources import open_artifact_store
 
     settings = load_settings()
     try:
         hits = search_corpus(
-            LocalArtifactStore(settings.artifact_root),
+            open_artifact_store(settings),
             query,
             Embedder(settings.enrichment.embedding_model),
             feed=feed,
@@ -230,10 +243,10 @@ def corpus_sql(query: str, as_json: bool, as_csv: bool) -> None:
     import duckdb
 
     from podcast_core.corpus import query as run
-    from podcast_core.storage import LocalArtifactStore
+    from resources import open_artifact_store
 
     try:
-        columns, rows = run(LocalArtifactStore(load_settings().artifact_root), query)
+        columns, rows = run(open_artifact_store(load_settings()), query)
     except duckdb.Error as exc:
         raise click.ClickException(f"query failed: {exc}") from exc
     if as_json and as_csv:
@@ -264,7 +277,7 @@ def digest_command(week: str | None, since: str | None, fmt: str) -> None:
     from podcast_assets.runner import DigestError, get_instance, resolve_week
     from podcast_assets.runner import digest as run
     from podcast_core import weekly
-    from podcast_core.storage import LocalArtifactStore
+    from resources import open_artifact_store
 
     settings = load_settings()
     try:
@@ -274,7 +287,7 @@ def digest_command(week: str | None, since: str | None, fmt: str) -> None:
         raise _fail(exc) from exc
     folder = weekly.week_dir(label)
     name = {"md": "digest.md", "json": "digest.json", "html": "digest.html"}[fmt]
-    click.echo(LocalArtifactStore(settings.artifact_root).read_bytes(f"{folder}/{name}").decode())
+    click.echo(open_artifact_store(settings).read_bytes(f"{folder}/{name}").decode())
 
 
 @main.command()

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from podcast_assets.api import feed_intake_job
 from podcast_assets.corpus import corpus
 from podcast_assets.digest import (
     DIGEST_ASSETS,
@@ -28,7 +29,14 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
         assets=[*INGESTION_ASSETS, *ENRICHMENT_ASSETS, corpus_graph, corpus, *DIGEST_ASSETS],
         asset_checks=ENRICHMENT_CHECKS,
-        jobs=[episode_job, enrichment_job, corpus_graph_job, weekly_digest_job, digest_feed_job],
+        jobs=[
+            episode_job,
+            enrichment_job,
+            corpus_graph_job,
+            weekly_digest_job,
+            digest_feed_job,
+            feed_intake_job,
+        ],
         schedules=[corpus_graph_schedule, weekly_digest_schedule],
         sensors=[rss_sensor, enrichment_sensor, digest_feed_sensor],
         resources=build_resources(settings),

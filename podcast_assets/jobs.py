@@ -4,13 +4,15 @@ import dagster as dg
 
 from podcast_assets.enrichment import ENRICHMENT_ASSETS, ENRICHMENT_CHECKS
 from podcast_assets.ingestion import INGESTION_ASSETS
+from podcast_assets.k8s import WHISPER_K8S_TAGS
+from podcast_assets.queue import (
+    ENRICHMENT_QUEUE,
+    PUBLISHED_QUEUE,
+    QUEUE_TAG,
+    WHISPER_QUEUE,
+)
 
-QUEUE_TAG = "podcast/queue"
-"""Run tag read by ``dagster.yaml``'s tag concurrency limits."""
-WHISPER_QUEUE = "whisper"
-"""Runs that may run Whisper; at most N in progress (one per GPU)."""
-PUBLISHED_QUEUE = "published"
-"""Runs that only fetch a publisher transcript; not held by the Whisper limit."""
+__all__ = ["ENRICHMENT_QUEUE", "PUBLISHED_QUEUE", "QUEUE_TAG", "WHISPER_QUEUE"]
 
 episode_job = dg.define_asset_job(
     "episode_job",
@@ -18,12 +20,10 @@ episode_job = dg.define_asset_job(
     description="Ingest episodes: RSS item, audio, transcript.",
     # In process: one Python process per run, so Whisper loads once for all the run's episodes.
     executor_def=dg.in_process_executor,
-    # Runs launched without a queue tag (from the UI, backfills) are assumed to need Whisper.
-    tags={QUEUE_TAG: WHISPER_QUEUE},
+    # Runs launched without a queue tag (from the UI, backfills) are assumed to need Whisper:
+    # the Whisper queue, and a GPU node under K8sRunLauncher.
+    tags={QUEUE_TAG: WHISPER_QUEUE, **WHISPER_K8S_TAGS},
 )
-
-ENRICHMENT_QUEUE = "enrichment"
-"""Runs of the enrichment chain; never held by the Whisper limit."""
 
 enrichment_job = dg.define_asset_job(
     "enrichment_job",

@@ -277,7 +277,7 @@ def digest(
     from podcast_assets.definitions import build_definitions
     from podcast_core import weekly
     from podcast_core.digest import week_bounds
-    from podcast_core.storage import LocalArtifactStore
+    from resources import open_artifact_store
 
     start, _ = week_bounds(week)
     partition = start.date().isoformat()
@@ -286,7 +286,7 @@ def digest(
             f"week {week} has no digest partition: weeks run from "
             f"{WEEKS.start.date().isoformat()} up to the last finished week"
         )
-    store = LocalArtifactStore(settings.artifact_root)
+    store = open_artifact_store(settings)
     if weekly.is_current(store, week):
         echo(f"digest {week} is up to date")
     else:

@@ -5,7 +5,9 @@ import json
 import dagster as dg
 
 from partitions import EPISODES
-from podcast_assets.jobs import PUBLISHED_QUEUE, QUEUE_TAG, WHISPER_QUEUE, episode_job
+from podcast_assets.jobs import episode_job
+from podcast_assets.k8s import PUBLISHED_K8S_TAGS
+from podcast_assets.queue import PUBLISHED_QUEUE, QUEUE_TAG, WHISPER_QUEUE
 from podcast_core.discovery import Discovery, EpisodeRequest, discover, save_feed_snapshot
 from resources import ArtifactStoreResource, CatalogResource, HttpResource
 
@@ -17,7 +19,11 @@ def run_request(request: EpisodeRequest) -> dg.RunRequest:
     return dg.RunRequest(
         partition_key=request.key,
         run_key=request.key,
-        tags={QUEUE_TAG: WHISPER_QUEUE if request.needs_whisper else PUBLISHED_QUEUE},
+        # The job's tags send a run to the Whisper queue (and a GPU node); a publisher-transcript
+        # run overrides both.
+        tags={QUEUE_TAG: WHISPER_QUEUE}
+        if request.needs_whisper
+        else {QUEUE_TAG: PUBLISHED_QUEUE, **PUBLISHED_K8S_TAGS},
     )
 
 

@@ -164,7 +164,12 @@ def test_dagster_yaml_is_a_valid_instance_with_the_whisper_queue(tmp_path, monke
     shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     with dg.DagsterInstance.get() as instance:
-        assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
+        from dagster._core.run_coordinator import QueuedRunCoordinator
+
+        from podcast_assets.queue import PodcastRunCoordinator
+
+        assert isinstance(instance.run_coordinator, PodcastRunCoordinator)
+        assert isinstance(instance.run_coordinator, QueuedRunCoordinator)
         queue = instance.get_concurrency_config().run_queue_config
         assert queue is not None
         whisper = [
@@ -184,7 +189,12 @@ def test_dagster_yaml_is_a_valid_instance_with_the_whisper_queue(tmp_path, monke
         overrides=yaml.safe_load((ROOT / "dagster.yaml").read_text()),
         temp_dir=str(tmp_path / "test_home"),
     ) as instance:
-        assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
+        from dagster._core.run_coordinator import QueuedRunCoordinator
+
+        from podcast_assets.queue import PodcastRunCoordinator
+
+        assert isinstance(instance.run_coordinator, PodcastRunCoordinator)
+        assert isinstance(instance.run_coordinator, QueuedRunCoordinator)
 
 
 def test_workspace_points_at_the_module_that_exposes_defs(env):

@@ -33,7 +33,7 @@ import yaml
 from dagster._config import Array, Field, Permissive, Shape, StringSource, process_config
 from dagster._core.instance.config import dagster_instance_config
 from dagster._core.instance.ref import InstanceRef
-from dagster._core.run_coordinator import RunCoordinator
+from dagster._core.run_coordinator import QueuedRunCoordinator, RunCoordinator
 from dagster._core.storage.config import pg_config
 from dagster._core.workspace.config_schema import ensure_workspace_config
 from dagster._serdes.config_class import class_from_code_pointer
@@ -628,7 +628,10 @@ def test_prod_instance_keeps_the_dev_queue_monitoring_and_retries():
     limits = prod["concurrency"]["runs"]["tag_concurrency_limits"]
     assert {"key": "podcast/queue", "value": "whisper", "limit": 1} in limits
     assert prod["run_coordinator"] == dev["run_coordinator"]
-    assert prod["run_coordinator"]["class"] == "QueuedRunCoordinator"
+    coordinator = class_from_code_pointer(
+        prod["run_coordinator"]["module"], prod["run_coordinator"]["class"]
+    )
+    assert issubclass(coordinator, QueuedRunCoordinator)
     assert prod["telemetry"] == {"enabled": False}
 
 
@@ -669,7 +672,8 @@ def test_prod_instance_passes_dagster_instance_schema(tmp_path, monkeypatch):
         result = process_config(cls.config_type(), yaml.safe_load(data.config_yaml) or {})
         assert result.success, (data.class_name, result.errors)
     coordinator = ref.run_coordinator_data.rehydrate(RunCoordinator)
-    assert type(coordinator).__name__ == "QueuedRunCoordinator"
+    assert type(coordinator).__name__ == "PodcastRunCoordinator"
+    assert isinstance(coordinator, QueuedRunCoordinator)
 
 
 def test_run_launcher_config_matches_compose():

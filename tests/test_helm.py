@@ -14,6 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from dagster._config import process_config
+from dagster._core.run_coordinator import QueuedRunCoordinator
+from dagster._serdes.config_class import class_from_code_pointer
 from dagster_k8s.container_context import K8sContainerContext
 from dagster_k8s.job import UserDefinedDagsterK8sConfig, get_user_defined_k8s_config
 
@@ -75,7 +78,7 @@ def test_values_use_only_chart_keys():
     assert VALUES["computeLogManager"]["type"] == "S3ComputeLogManager"
     assert VALUES["computeLogManager"]["config"]["s3ComputeLogManager"]["bucket"]
     assert VALUES["postgresql"]["enabled"] is False
-    assert VALUES["dagsterDaemon"]["runCoordinator"]["type"] == "QueuedRunCoordinator"
+    assert VALUES["dagsterDaemon"]["runCoordinator"]["type"] == "CustomRunCoordinator"
 
 
 def test_code_location_is_this_project():
@@ -86,13 +89,24 @@ def test_code_location_is_this_project():
     assert deployment["includeConfigInLaunchedRuns"]["enabled"] is True
     names = {s["name"] for s in deployment["envSecrets"]}
     assert names and names == {s["name"] for s in _launcher()["envSecrets"]}
+    # The webserver and the daemon load the instance, which names this project's coordinator.
+    for service in ("dagsterWebserver", "dagsterDaemon"):
+        assert VALUES[service]["image"] == deployment["image"], service
 
 
 def test_queue_monitoring_and_retries_match_dagster_yaml():
-    queued = VALUES["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"]
+    custom = VALUES["dagsterDaemon"]["runCoordinator"]["config"]["customRunCoordinator"]
+    coordinator = DEV_INSTANCE["run_coordinator"]
+    assert (custom["module"], custom["class"]) == (coordinator["module"], coordinator["class"])
+    # The class is importable and accepts the queue config the chart renders for it.
+    cls = class_from_code_pointer(custom["module"], custom["class"])
+    assert issubclass(cls, QueuedRunCoordinator)
+    assert process_config(cls.config_type(), custom["config"]).success
     runs = DEV_INSTANCE["concurrency"]["runs"]
-    assert queued["maxConcurrentRuns"] == runs["max_concurrent_runs"]
-    assert queued["tagConcurrencyLimits"] == runs["tag_concurrency_limits"]
+    assert custom["config"] == {
+        "max_concurrent_runs": runs["max_concurrent_runs"],
+        "tag_concurrency_limits": runs["tag_concurrency_limits"],
+    }
     for helm_key, yaml_key in (("runMonitoring", "run_monitoring"), ("runRetries", "run_retries")):
         for key, value in DEV_INSTANCE[yaml_key].items():
             assert VALUES["dagsterDaemon"][helm_key][_snake_to_camel(key)] == value, key

@@ -26,6 +26,7 @@ import pytest
 import yaml
 from dagster._core.events import DagsterEvent, DagsterEventType
 from dagster._core.remote_origin import InProcessCodeLocationOrigin
+from dagster._core.run_coordinator import QueuedRunCoordinator
 from dagster._core.storage.dagster_run import DagsterRunStatus
 from dagster._core.test_utils import MockedRunLauncher, create_test_daemon_workspace_context
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
@@ -135,6 +136,32 @@ class Queue:
         assert launched["__typename"] == "LaunchRunSuccess", launched
         return launched["run"]["runId"]
 
+    def backfill_from_ui(self, keys: list[str]) -> list[str]:
+        """An asset backfill of ``transcript`` launched from the UI; the backfill daemon's code
+        creates and submits its runs (8 partitions per run)."""
+        from dagster._daemon.backfill import execute_backfill_iteration
+        from dagster_graphql.client.query import LAUNCH_PARTITION_BACKFILL_MUTATION
+        from dagster_graphql.test.utils import execute_dagster_graphql
+
+        self.instance.add_dynamic_partitions("episodes", keys)
+        result = execute_dagster_graphql(
+            self.context.create_request_context(),
+            LAUNCH_PARTITION_BACKFILL_MUTATION,
+            variables={
+                "backfillParams": {
+                    "partitionNames": keys,
+                    "assetSelection": [{"path": ["transcript"]}],
+                }
+            },
+        )
+        launched = result.data["launchPartitionBackfill"]
+        assert launched["__typename"] == "LaunchBackfillSuccess", launched
+        list(execute_backfill_iteration(self.context, self.logger))
+        runs = self.instance.get_runs(
+            filters=dg.RunsFilter(tags={"dagster/backfill": launched["backfillId"]})
+        )
+        return [run.run_id for run in reversed(runs)]
+
     def iterate(self) -> None:
         """One pass of the run queue daemon."""
         list(self.daemon.run_iteration(self.context))
@@ -174,7 +201,10 @@ def test_the_project_queue_is_configured_as_expected(queue: Queue):
     config = queue.instance.get_concurrency_config().run_queue_config
     assert config is not None
     assert {"key": QUEUE_TAG, "value": "whisper", "limit": 1} in config.tag_concurrency_limits
-    assert type(queue.instance.run_coordinator).__name__ == "QueuedRunCoordinator"
+    coordinator = queue.instance.run_coordinator
+    assert type(coordinator).__name__ == "PodcastRunCoordinator"
+    assert isinstance(coordinator, QueuedRunCoordinator)
+    assert {"key": "dagster/backfill", "limit": 1} in config.tag_concurrency_limits
 
 
 def test_second_whisper_run_waits_for_the_first(queue: Queue):
@@ -235,3 +265,42 @@ def test_a_run_that_is_starting_already_holds_the_whisper_slot(queue: Queue):
     queue.iterate()
     assert queue.launched() == [first]
     assert queue.status(second) == DagsterRunStatus.QUEUED
+
+
+def test_backfill_runs_are_whisper_runs_with_their_own_limit_and_lower_priority(queue: Queue):
+    # A Whisper run from the sensor is in progress.
+    first = queue.from_sensor("feed-a--000000000021", needs_whisper=True)
+    queue.iterate()
+    queue.report(first, DagsterEventType.RUN_START)
+
+    # A backfill of 10 episodes from the UI: two runs (8 + 2 partitions), queued behind it.
+    backfill = queue.backfill_from_ui([f"feed-b--0000000001{i:02d}" for i in range(10)])
+    assert len(backfill) == 2
+    for run_id in backfill:
+        tags = queue.tags(run_id)
+        # Dagster's implicit asset job has no queue tag: the coordinator routed it.
+        assert queue.instance.get_run_by_id(run_id).job_name == "__ASSET_JOB"
+        assert tags[QUEUE_TAG] == "whisper"
+        assert tags["dagster/priority"] == "-1"
+        assert queue.status(run_id) == DagsterRunStatus.QUEUED
+    # Then the sensor finds a new Whisper episode and a publisher-transcript one.
+    later = queue.from_sensor("feed-a--000000000022", needs_whisper=True)
+    published = queue.from_sensor("feed-c--000000000023", needs_whisper=False)
+    queue.iterate()
+    assert queue.launched() == [first, published]
+
+    # The Whisper slot frees: the sensor's run goes first although the backfill queued earlier.
+    queue.report(first, DagsterEventType.RUN_SUCCESS)
+    queue.iterate()
+    assert queue.launched() == [first, published, later]
+    assert {queue.status(r) for r in backfill} == {DagsterRunStatus.QUEUED}
+    queue.report(later, DagsterEventType.RUN_START)
+    queue.report(later, DagsterEventType.RUN_SUCCESS)
+    queue.iterate()
+    # One backfill run at a time (its own limit), and never beside another Whisper run.
+    assert queue.launched() == [first, published, later, backfill[0]]
+    queue.report(backfill[0], DagsterEventType.RUN_START)
+    other = queue.from_sensor("feed-a--000000000024", needs_whisper=True)
+    queue.iterate()
+    assert queue.status(other) == DagsterRunStatus.QUEUED
+    assert queue.status(backfill[1]) == DagsterRunStatus.QUEUED

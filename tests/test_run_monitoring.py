@@ -1,0 +1,110 @@
+"""Step retries on the network-facing assets: transient failures retried, permanent ones not.
+
+(Killing a run worker and run monitoring are exercised with a real daemon in
+``test_queue_load.py``.)
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+import pytest
+from conftest import DEMO_SITE, Route, rss
+from dagster._core.events import DagsterEventType
+
+from partitions import EPISODES
+from podcast_assets.definitions import build_definitions
+from podcast_assets.runner import add_feed
+from resources import build_resources
+from sensors.rss import poll_catalog, run_request
+
+
+class FailFirst(dict):
+    """Routes where the first request to each path in ``flaky`` gets ``status`` instead."""
+
+    def __init__(self, routes: dict, flaky: set[str], status: int):
+        super().__init__(routes)
+        self.flaky, self.status, self.failed = flaky, status, set()
+
+    def get(self, path, default=None):
+        if path in self.flaky and path not in self.failed:
+            self.failed.add(path)
+            return Route(b"try again later", content_type="text/plain", status=self.status)
+        return super().get(path, default)
+
+
+def _ingest(env, feed_server, flaky: set[str], status: int) -> tuple[dg.DagsterInstance, object]:
+    feed_server.set(
+        "/a.mp3", (DEMO_SITE / "audio" / "two-voices.mp3").read_bytes(), content_type="audio/mpeg"
+    )
+    feed_server.set(
+        "/a.vtt",
+        (DEMO_SITE / "transcripts" / "two-voices.vtt").read_bytes(),
+        content_type="text/vtt",
+    )
+    url = feed_server.set(
+        "/feed.xml",
+        rss(
+            "Flaky",
+            [
+                {
+                    "title": "Two Voices",
+                    "guid": "flaky-1",
+                    "pub_date": "Thu, 19 Nov 2026 17:00:00 +0000",
+                    "audio": feed_server.url("/a.mp3"),
+                    "transcripts": [(feed_server.url("/a.vtt"), "text/vtt")],
+                }
+            ],
+        ),
+    )
+    feed_server.routes = FailFirst(feed_server.routes, flaky, status)
+    resources = build_resources(env)
+    add_feed(resources["catalog"].catalog(), resources["http"], url, name="flaky")
+    instance = dg.DagsterInstance.get()
+    found = poll_catalog(
+        instance, None, resources["artifacts"], resources["catalog"], resources["http"]
+    )
+    instance.add_dynamic_partitions(EPISODES.name, found.add_keys)
+    [request] = found.requests
+    result = (
+        build_definitions(env)
+        .resolve_job_def("episode_job")
+        .execute_in_process(
+            instance=instance,
+            partition_key=request.key,
+            tags=run_request(request).tags,
+            raise_on_error=False,
+        )
+    )
+    return instance, result
+
+
+def _retried_steps(result) -> list[str]:
+    return [
+        e.step_key for e in result.all_events if e.event_type == DagsterEventType.STEP_UP_FOR_RETRY
+    ]
+
+
+def test_a_503_on_audio_and_transcript_is_retried_and_the_run_succeeds(env, feed_server):
+    instance, result = _ingest(env, feed_server, {"/a.mp3", "/a.vtt"}, 503)
+    with instance:
+        assert result.success
+        assert sorted(_retried_steps(result)) == ["raw_audio", "transcript"]
+        assert feed_server.hits["/a.mp3"] == 2
+        assert feed_server.hits["/a.vtt"] == 2
+        # The retry fetched the publisher transcript: no fall back to Whisper on a 503.
+        [materialization] = result.asset_materializations_for_node("transcript")
+        assert materialization.metadata["source"].value == "published:vtt"
+        assert materialization.metadata["fallback_reason"].value == ""
+
+
+@pytest.mark.parametrize("status", [404, 410])
+def test_a_permanent_http_error_fails_at_once(env, feed_server, status):
+    feed_server.routes.pop("/a.mp3", None)
+    instance, result = _ingest(env, feed_server, {"/a.mp3"}, status)
+    with instance:
+        assert not result.success
+        assert _retried_steps(result) == []
+        assert feed_server.hits["/a.mp3"] == 1
+        [failure] = [e for e in result.all_events if e.is_step_failure]
+        assert failure.step_key == "raw_audio"
+        assert f"HTTP {status}" in failure.step_failure_data.user_failure_data.description

@@ -10,15 +10,12 @@ chain, and which are up to date. The client then launches those runs through Gra
 
 import dagster as dg
 
-from partitions import EPISODES
-from podcast_assets.runner import IngestError, add_feed
+from podcast_assets.runner import IngestError, plan_feed
 from podcast_core.catalog import CatalogError
-from podcast_core.discovery import FEED_SNAPSHOT, EpisodeRequest, needs_whisper
-from podcast_core.models import Episode
-from podcast_core.storage import episode_path, feed_path
+from podcast_core.storage import episode_path
 from resources import ArtifactStoreResource, CatalogResource, HttpResource
 from sensors.enrichment import TRANSCRIPT, enriched_since
-from sensors.rss import SENSOR_NAME, poll_catalog, run_request
+from sensors.rss import SENSOR_NAME, run_request
 
 INTAKE_JOB = "feed_intake_job"
 INTAKE_OP = "intake_feed"
@@ -49,51 +46,20 @@ def plan_intake(
         "transcript_source"}], "targets"}``: episodes in the order runs should be launched, and
         the newest ``limit`` keys, newest first (the report lists them first, in that order).
     """
-    cat = catalog.catalog()
-    feed = cat.find_url(config.url)
-    followed = feed is None
-    if feed is None:
-        overrides = {
-            "name": config.name,
-            "initial_episodes": config.limit,
-            "whisper_model": config.whisper_model,
-        }
-        feed = add_feed(
-            cat, http, config.url, **{k: v for k, v in overrides.items() if v is not None}
-        )
-    elif config.whisper_model and config.whisper_model != feed.whisper_model:
-        feed = cat.update(feed.name, whisper_model=config.whisper_model)
-
-    found = poll_catalog(instance, None, artifacts, catalog, http, {feed.name})
-    if found.errors:
-        raise IngestError(f"feed {feed.name} ({feed.url}): {found.errors[0].error}")
-    if found.add_keys:
-        instance.add_dynamic_partitions(EPISODES.name, found.add_keys)
-    requests = {r.key: r for r in found.requests}
-
-    store = artifacts.store()
-    snapshot = store.read_json(feed_path(feed.name, FEED_SNAPSHOT))
-    known = set(instance.get_dynamic_partitions(EPISODES.name))
-    episodes = [Episode.from_dict(e) for e in snapshot["episodes"].values()]
-    episodes = sorted(
-        (e for e in episodes if e.key in known), key=lambda e: e.published or "", reverse=True
+    found = plan_feed(
+        instance,
+        artifacts,
+        catalog,
+        http,
+        config.url,
+        limit=config.limit,
+        name=config.name,
+        whisper_model=config.whisper_model,
     )
-    take = (
-        config.limit
-        if config.limit is not None
-        else (feed.initial_episodes or catalog.initial_episodes)
-    )
-    targets = [e.key for e in episodes[: max(take, 0)]]
-    done = instance.get_materialized_partitions(TRANSCRIPT)
-    for episode in episodes[: max(take, 0)]:
-        if episode.key not in requests and episode.key not in done:
-            requests[episode.key] = EpisodeRequest(
-                episode.key, needs_whisper(episode, feed.language), episode.title
-            )
-    titles = {e.key: e.title for e in episodes}
+    requests, store = found.requests, artifacts.store()
 
     plan = []
-    for key in list(requests) + [k for k in targets if k not in requests]:
+    for key in found.todo:
         tags: dict[str, str] = {}
         if key in requests:
             action = INGEST
@@ -108,7 +74,7 @@ def plan_intake(
         plan.append(
             {
                 "key": key,
-                "title": titles.get(key),
+                "title": found.titles.get(key),
                 "action": action,
                 "tags": tags,
                 "transcript_source": (
@@ -117,11 +83,11 @@ def plan_intake(
             }
         )
     return {
-        "feed": feed.name,
-        "url": feed.url,
-        "followed": followed,
+        "feed": found.feed.name,
+        "url": found.feed.url,
+        "followed": found.followed,
         "episodes": plan,
-        "targets": targets,
+        "targets": found.targets,
     }
 
 

@@ -121,6 +121,83 @@ def add_feed(catalog: Catalog, http: HttpResource, url: str, **overrides) -> Fee
     return catalog.add(FeedConfig(name=name, url=url, **overrides))
 
 
+@dataclass
+class FeedPlan:
+    """What following a feed found, and which of its episodes need which runs."""
+
+    feed: FeedConfig
+    followed: bool
+    """Whether the feed was added to the catalog by this call."""
+    requests: dict[str, EpisodeRequest]
+    """Episodes that need ``episode_job``, in launch order: new ones, then unfinished targets."""
+    targets: list[str]
+    """The newest ``limit`` episode keys, newest first."""
+    titles: dict[str, str | None]
+
+    @property
+    def todo(self) -> list[str]:
+        """Every episode to report on: the requested ones, then the rest of the targets."""
+        return list(self.requests) + [k for k in self.targets if k not in self.requests]
+
+
+def plan_feed(
+    instance: dg.DagsterInstance,
+    artifacts: ArtifactStoreResource,
+    catalog_res: CatalogResource,
+    http_res: HttpResource,
+    url: str,
+    *,
+    limit: int | None = None,
+    name: str | None = None,
+    whisper_model: str | None = None,
+) -> FeedPlan:
+    """Follow ``url`` (adding it to the catalog if new) and plan its newest episodes.
+
+    New episodes are found exactly as the RSS sensor finds them and become partitions; every
+    requested episode, plus any of the newest ``limit`` that has no transcript yet (a failed run,
+    a backfill never started), needs ``episode_job``. Shared by ``podcast ingest`` and the server
+    side of ``podcast ingest --remote``.
+    """
+    catalog = catalog_res.catalog()
+    feed = catalog.find_url(url)
+    followed = feed is None
+    if feed is None:
+        overrides = {"name": name, "initial_episodes": limit, "whisper_model": whisper_model}
+        feed = add_feed(
+            catalog, http_res, url, **{k: v for k, v in overrides.items() if v is not None}
+        )
+    elif whisper_model and whisper_model != feed.whisper_model:
+        feed = catalog.update(feed.name, whisper_model=whisper_model)
+
+    found = poll_catalog(instance, None, artifacts, catalog_res, http_res, {feed.name})
+    if found.errors:
+        raise IngestError(f"feed {feed.name} ({feed.url}): {found.errors[0].error}")
+    if found.add_keys:
+        instance.add_dynamic_partitions(EPISODES.name, found.add_keys)
+    requests = {r.key: r for r in found.requests}
+
+    snapshot = artifacts.store().read_json(feed_path(feed.name, FEED_SNAPSHOT))
+    known = set(instance.get_dynamic_partitions(EPISODES.name))
+    episodes = [Episode.from_dict(e) for e in snapshot["episodes"].values()]
+    episodes = [e for e in episodes if e.key in known]
+    episodes.sort(key=lambda e: e.published or "", reverse=True)
+    take = limit if limit is not None else (feed.initial_episodes or catalog_res.initial_episodes)
+    targets = episodes[: max(take, 0)]
+    done = instance.get_materialized_partitions(TRANSCRIPT)
+    for episode in targets:
+        if episode.key not in requests and episode.key not in done:
+            requests[episode.key] = EpisodeRequest(
+                episode.key, needs_whisper(episode, feed.language), episode.title
+            )
+    return FeedPlan(
+        feed=feed,
+        followed=followed,
+        requests=requests,
+        targets=[e.key for e in targets],
+        titles={e.key: e.title for e in episodes},
+    )
+
+
 def ingest(
     url: str,
     settings: Settings,
@@ -140,44 +217,20 @@ def ingest(
     from podcast_assets.definitions import build_definitions
 
     resources = build_resources(settings)
-    catalog_res: CatalogResource = resources["catalog"]
-    http_res: HttpResource = resources["http"]
     artifacts: ArtifactStoreResource = resources["artifacts"]
-    catalog = catalog_res.catalog()
-    feed = catalog.find_url(url)
-    if feed is None:
-        overrides = {"initial_episodes": limit, "whisper_model": whisper_model}
-        if name:
-            overrides["name"] = name
-        feed = add_feed(
-            catalog, http_res, url, **{k: v for k, v in overrides.items() if v is not None}
-        )
-        echo(f"following {feed.url} as {feed.name!r}")
-    elif whisper_model and whisper_model != feed.whisper_model:
-        feed = catalog.update(feed.name, whisper_model=whisper_model)
-
-    found = poll_catalog(instance, None, artifacts, catalog_res, http_res, {feed.name})
-    if found.errors:
-        raise IngestError(f"feed {feed.name} ({feed.url}): {found.errors[0].error}")
-    if found.add_keys:
-        instance.add_dynamic_partitions(EPISODES.name, found.add_keys)
-    requests = {r.key: r for r in found.requests}
-
-    store = artifacts.store()
-    snapshot = store.read_json(feed_path(feed.name, FEED_SNAPSHOT))
-    known = set(instance.get_dynamic_partitions(EPISODES.name))
-    episodes = [Episode.from_dict(e) for e in snapshot["episodes"].values()]
-    episodes = [e for e in episodes if e.key in known]
-    episodes.sort(key=lambda e: e.published or "", reverse=True)
-    take = limit if limit is not None else (feed.initial_episodes or settings.initial_episodes)
-    targets = episodes[: max(take, 0)]
-    done = instance.get_materialized_partitions(dg.AssetKey("transcript"))
-    for episode in targets:
-        if episode.key not in requests and episode.key not in done:
-            requests[episode.key] = EpisodeRequest(
-                episode.key, needs_whisper(episode, feed.language), episode.title
-            )
-    titles = {e.key: e.title for e in episodes}
+    plan = plan_feed(
+        instance,
+        artifacts,
+        resources["catalog"],
+        resources["http"],
+        url,
+        limit=limit,
+        name=name,
+        whisper_model=whisper_model,
+    )
+    if plan.followed:
+        echo(f"following {plan.feed.url} as {plan.feed.name!r}")
+    requests, titles, store = plan.requests, plan.titles, artifacts.store()
 
     definitions = build_definitions(settings)
     ingest_job = definitions.resolve_job_def("episode_job")
@@ -194,7 +247,7 @@ def ingest(
         )
         return result.success, None if result.success else _step_failure(result), result.run_id
 
-    todo = list(requests) + [e.key for e in targets if e.key not in requests]
+    todo = plan.todo
     statuses: dict[str, EpisodeStatus] = {}
     for n, key in enumerate(todo, start=1):
         started = time.perf_counter()
@@ -231,9 +284,9 @@ def ingest(
             f"corpus graph and database {'rebuilt' if ok else 'failed: ' + str(error)} "
             f"in {time.perf_counter() - started:.1f}s"
         )
-    ordered = [statuses[e.key] for e in targets if e.key in statuses]
-    ordered += [s for k, s in statuses.items() if k not in {e.key for e in targets}]
-    return IngestReport(feed=feed.name, url=feed.url, episodes=ordered)
+    ordered = [statuses[key] for key in plan.targets if key in statuses]
+    ordered += [s for k, s in statuses.items() if k not in set(plan.targets)]
+    return IngestReport(feed=plan.feed.name, url=plan.feed.url, episodes=ordered)
 
 
 __all__ = ["CatalogError", "IngestError", "IngestReport", "get_instance", "ingest"]

@@ -7,6 +7,8 @@ webserver and the daemon import this module when they load the instance.
 import dagster as dg
 from dagster._core.run_coordinator import QueuedRunCoordinator, SubmitRunContext
 
+from podcast_assets.k8s import WHISPER_K8S_TAGS
+
 QUEUE_TAG = "podcast/queue"
 """Run tag read by ``dagster.yaml``'s tag concurrency limits."""
 WHISPER_QUEUE = "whisper"
@@ -25,34 +27,43 @@ BACKFILL_PRIORITY = -1
 TRANSCRIPT = dg.AssetKey("transcript")
 
 
-def backfill_tags(run: dg.DagsterRun) -> dict[str, str]:
-    """The queue tags a backfill's run lacks: its queue by what it materializes, and low priority.
+def queue_tags(run: dg.DagsterRun) -> dict[str, str]:
+    """The routing tags a run lacks, by what it materializes.
 
-    A run that selects ``transcript`` (or selects nothing explicitly, as ``episode_job`` runs do)
-    may run Whisper; any other run (an enrichment or digest backfill) is not held by that limit.
+    Jobs defined here carry their queue tag, but a materialization launched from the UI (asset
+    graph, *Materialize*) or by a backfill runs Dagster's implicit asset job, with no queue tag. A
+    run that selects ``transcript`` may run Whisper: it joins the Whisper queue and, under
+    ``K8sRunLauncher``, goes to a GPU node. A backfill that selects nothing explicitly is treated
+    the same way; other backfills (enrichment, digest) are not held by the Whisper limit. Every
+    backfill run gets ``dagster/priority=-1`` unless it was given one.
     """
-    if BACKFILL_TAG not in run.tags:
-        return {}
-    selection = run.asset_selection
-    queue = WHISPER_QUEUE if not selection or TRANSCRIPT in selection else ENRICHMENT_QUEUE
-    defaults = {QUEUE_TAG: queue, PRIORITY_TAG: str(BACKFILL_PRIORITY)}
-    return {k: v for k, v in defaults.items() if k not in run.tags}
+    tags: dict[str, str] = {}
+    backfill = BACKFILL_TAG in run.tags
+    if QUEUE_TAG not in run.tags:
+        selection = run.asset_selection or frozenset()
+        if TRANSCRIPT in selection or (backfill and not selection):
+            tags[QUEUE_TAG] = WHISPER_QUEUE
+            tags |= {k: v for k, v in WHISPER_K8S_TAGS.items() if k not in run.tags}
+        elif backfill or selection:
+            tags[QUEUE_TAG] = ENRICHMENT_QUEUE
+    if backfill and PRIORITY_TAG not in run.tags:
+        tags[PRIORITY_TAG] = str(BACKFILL_PRIORITY)
+    return tags
 
 
 class PodcastRunCoordinator(QueuedRunCoordinator):
-    """The queued run coordinator, with backfill runs routed through the right queue.
+    """The queued run coordinator, with every run routed through the right queue.
 
-    An asset backfill launched from the UI runs Dagster's implicit asset job: its runs carry only
-    ``dagster/backfill`` and the tags typed into the launch dialog, not ``episode_job``'s queue
-    tag, so the Whisper limit would not hold them. Before such a run is queued it gets the queue
-    tag for what it materializes and ``dagster/priority=-1`` (unless given); ``dagster.yaml`` adds
-    a limit of its own on ``dagster/backfill``.
+    A materialization launched from the UI or by a backfill runs Dagster's implicit asset job:
+    its runs carry no queue tag, so the Whisper limit would not hold them. Before such a run is
+    queued it gets the tags of :func:`queue_tags`; ``dagster.yaml`` adds a limit of its own on
+    ``dagster/backfill``.
     """
 
     def submit_run(self, context: SubmitRunContext) -> dg.DagsterRun:
-        """Tag a backfill's run, then queue it like any other."""
+        """Tag a run by what it materializes, then queue it like any other."""
         run = context.dagster_run
-        missing = backfill_tags(run)
+        missing = queue_tags(run)
         if missing:
             self._instance.add_run_tags(run.run_id, missing)
             run = run.with_tags({**run.tags, **missing})

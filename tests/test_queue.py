@@ -304,3 +304,33 @@ def test_backfill_runs_are_whisper_runs_with_their_own_limit_and_lower_priority(
     queue.iterate()
     assert queue.status(other) == DagsterRunStatus.QUEUED
     assert queue.status(backfill[1]) == DagsterRunStatus.QUEUED
+
+
+@pytest.mark.parametrize(
+    ("selection", "tags", "expected_queue", "gpu"),
+    [
+        # Materialize from the UI: the implicit asset job, no queue tag.
+        ({"episode_metadata", "raw_audio", "transcript"}, {}, "whisper", True),
+        ({"summary", "embeddings"}, {}, "enrichment", False),
+        # A backfill of everything, or of the enrichment chain only.
+        (None, {"dagster/backfill": "abc"}, "whisper", True),
+        ({"summary"}, {"dagster/backfill": "abc"}, "enrichment", False),
+        # A job with its own queue tag (episode_job from the sensor) is left as it is.
+        ({"transcript"}, {QUEUE_TAG: "published"}, None, False),
+    ],
+)
+def test_runs_without_a_queue_tag_are_routed_by_what_they_materialize(
+    selection, tags, expected_queue, gpu
+):
+    from podcast_assets.k8s import K8S_CONFIG_TAG
+    from podcast_assets.queue import queue_tags
+
+    run = dg.DagsterRun(
+        job_name="__ASSET_JOB",
+        tags=tags,
+        asset_selection=frozenset(dg.AssetKey(k) for k in selection) if selection else None,
+    )
+    added = queue_tags(run)
+    assert added.get(QUEUE_TAG) == expected_queue
+    assert (K8S_CONFIG_TAG in added) == gpu
+    assert ("dagster/priority" in added) == ("dagster/backfill" in tags)

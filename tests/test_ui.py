@@ -6,6 +6,7 @@ ui-launch-dialog.png, ui-run.png).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import time
@@ -60,6 +61,7 @@ def demo_ui(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def page(demo_ui):
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).exists():
@@ -69,10 +71,13 @@ def page(demo_ui):
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
         page = browser.new_page(viewport={"width": 1400, "height": 900})
         page.set_default_timeout(TIMEOUT_MS)
-        # A fresh instance greets the first visitor with a newsletter dialog over the page.
-        page.add_locator_handler(
-            page.get_by_role("button", name="Skip"), lambda button: button.click()
-        )
+        # A fresh instance greets the first visitor with a newsletter dialog, a moment after the
+        # first page loads; dismissed once, it stays dismissed in this browser context.
+        page.goto(demo_ui[0].url)
+        skip = page.get_by_role("button", name="Skip")
+        with contextlib.suppress(PlaywrightTimeout):
+            skip.click(timeout=20_000)
+            skip.wait_for(state="hidden")
         yield page
         browser.close()
 

@@ -24,8 +24,10 @@ def _print_json(value: object) -> None:
 @click.group()
 def main() -> None:
     """Podcast intelligence: RSS feeds to a searchable corpus, on Dagster."""
-    # Dagster flags beta parameters (backfill_policy) on every import; users can't act on it.
+    # Dagster flags beta and preview APIs (backfill_policy, partitioned asset checks) on every
+    # import; users of the CLI can't act on it.
     warnings.filterwarnings("ignore", message=".*is currently in beta.*")
+    warnings.filterwarnings("ignore", message=".*is currently in preview.*")
 
 
 @main.group()

@@ -1,5 +1,6 @@
 """The corpus as a first-class asset: one DuckDB database over every artifact table."""
 
+import fcntl
 import tempfile
 from pathlib import Path
 
@@ -42,8 +43,15 @@ def corpus(artifacts: ArtifactStoreResource) -> dg.MaterializeResult:
         counts = build_database(store, path)
         size = path.stat().st_size
     else:
-        # DuckDB writes a local file; the finished database is uploaded whole.
-        with tempfile.TemporaryDirectory(dir=store.scratch_dir(), prefix="corpus.") as work:
+        # DuckDB writes a local file; the finished database is uploaded whole. Build and upload
+        # hold one lock (in the data directory every run container shares), so a build that
+        # started earlier cannot upload an older snapshot over a newer one.
+        scratch = store.scratch_dir()
+        with (
+            open(scratch / "corpus.lock", "w") as lock,
+            tempfile.TemporaryDirectory(dir=scratch, prefix="corpus.") as work,
+        ):
+            fcntl.flock(lock, fcntl.LOCK_EX)
             path = Path(work) / "corpus.duckdb"
             counts = build_database(store, path)
             size = path.stat().st_size

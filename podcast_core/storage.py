@@ -46,7 +46,31 @@ def feed_path(feed: str, name: str) -> str:
     return f"{feed}/{name}"
 
 
-class LocalArtifactStore:
+class _StoreBase:
+    """What every store derives from ``read_bytes`` and ``open_write``."""
+
+    def read_bytes(self, rel: str) -> bytes:
+        raise NotImplementedError
+
+    def open_write(self, rel: str) -> contextlib.AbstractContextManager[Path]:
+        raise NotImplementedError
+
+    def read_json(self, rel: str) -> Any:
+        """The artifact parsed as JSON."""
+        return json.loads(self.read_bytes(rel))
+
+    def write_bytes(self, rel: str, data: bytes) -> None:
+        """Atomically replace the artifact with ``data``."""
+        with self.open_write(rel) as tmp:
+            tmp.write_bytes(data)
+
+    def write_json(self, rel: str, value: Any) -> None:
+        """Atomically write ``value`` as pretty-printed UTF-8 JSON."""
+        payload = json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False) + "\n"
+        self.write_bytes(rel, payload.encode("utf-8"))
+
+
+class LocalArtifactStore(_StoreBase):
     """Artifacts on a local filesystem. Writes go to a temporary file that is renamed into place."""
 
     is_local = True
@@ -79,20 +103,6 @@ class LocalArtifactStore:
     def read_bytes(self, rel: str) -> bytes:
         """The artifact's bytes."""
         return self.path(rel).read_bytes()
-
-    def read_json(self, rel: str) -> Any:
-        """The artifact parsed as JSON."""
-        return json.loads(self.read_bytes(rel))
-
-    def write_bytes(self, rel: str, data: bytes) -> None:
-        """Atomically replace the artifact with ``data``."""
-        with self.open_write(rel) as tmp:
-            tmp.write_bytes(data)
-
-    def write_json(self, rel: str, value: Any) -> None:
-        """Atomically write ``value`` as pretty-printed UTF-8 JSON."""
-        payload = json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False) + "\n"
-        self.write_bytes(rel, payload.encode("utf-8"))
 
     @contextlib.contextmanager
     def open_write(self, rel: str) -> Iterator[Path]:
@@ -234,7 +244,7 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
     return bucket, prefix.strip("/")
 
 
-class S3ArtifactStore:
+class S3ArtifactStore(_StoreBase):
     """Artifacts in an S3 bucket (AWS, MinIO, R2, ...) under ``s3://bucket/prefix``.
 
     Same layout and interface as :class:`LocalArtifactStore`. Writes fill a local temporary file
@@ -326,10 +336,6 @@ class S3ArtifactStore:
         )
         return response["Body"].read()
 
-    def read_json(self, rel: str) -> Any:
-        """The object parsed as JSON."""
-        return json.loads(self.read_bytes(rel))
-
     @contextlib.contextmanager
     def local_copy(self, rel: str) -> Iterator[Path]:
         """The object downloaded to a scratch file, removed when the block ends."""
@@ -363,7 +369,10 @@ class S3ArtifactStore:
         try:
             for page in pages:
                 for item in page.get("Contents", ()):
-                    yield item | {"rel": item["Key"][len(root) :]}
+                    rel = item["Key"][len(root) :]
+                    # Folder markers ("a/") and empty segments are not files a local store has.
+                    if rel and not rel.endswith("/") and "//" not in rel:
+                        yield item | {"rel": rel}
         except (ClientError, BotoCoreError) as exc:
             raise self._error("listing", prefix, exc) from exc
 
@@ -390,16 +399,6 @@ class S3ArtifactStore:
             Key=self.key(rel),
             ExtraArgs=extra,
         )
-
-    def write_bytes(self, rel: str, data: bytes) -> None:
-        """Atomically replace the object with ``data``."""
-        with self.open_write(rel) as tmp:
-            tmp.write_bytes(data)
-
-    def write_json(self, rel: str, value: Any) -> None:
-        """Atomically write ``value`` as pretty-printed UTF-8 JSON."""
-        payload = json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False) + "\n"
-        self.write_bytes(rel, payload.encode("utf-8"))
 
     @contextlib.contextmanager
     def open_write(self, rel: str) -> Iterator[Path]:
@@ -456,20 +455,22 @@ class S3ArtifactStore:
         # One listing from the longest prefix all patterns share.
         common = posixpath.commonprefix(sorted(prefixes))
         common = common[: common.rfind("/") + 1]
-        wanted = {
-            o["rel"]: [o["Size"], o["ETag"]]
-            for o in self._objects(common)
-            if any(r.match(o["rel"]) for r in regexes)
-        }
+        view = LocalArtifactStore(root)
         manifest_path = root / ".mirror.json"
         with open(root / ".mirror.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
+            # Listed under the lock: a sync that listed earlier must not roll back a newer one.
+            wanted = {
+                o["rel"]: [o["Size"], o["ETag"]]
+                for o in self._objects(common)
+                if any(r.match(o["rel"]) for r in regexes)
+            }
             manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
             for rel in sorted(set(manifest) - set(wanted)):
                 (root / rel).unlink(missing_ok=True)
                 del manifest[rel]
             for rel, state in sorted(wanted.items()):
-                target = root / rel
+                target = view.path(rel)  # refuses keys that would escape the mirror
                 if manifest.get(rel) == state and target.is_file():
                     continue
                 target.parent.mkdir(parents=True, exist_ok=True)

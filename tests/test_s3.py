@@ -152,6 +152,13 @@ def test_list_has_the_local_glob_semantics(s3, tmp_path):
     other = _store(s3, tmp_path, prefix="root/artifacts-old")
     other.write_bytes("a/e3/transcript.json", b"{}")
     assert store.list("*/*/transcript.json") == local.list("*/*/transcript.json")
+    # Keys a filesystem cannot hold (console "folders", empty segments) are not artifacts.
+    client, bucket = s3
+    for key in ("root/artifacts/a/", "root/artifacts/a//x.json", "root/artifacts/c/"):
+        client.put_object(Bucket=bucket, Key=key, Body=b"")
+    assert store.list("a/*") == ["a/feed.json"]
+    assert store.list("*/*") == local.list("*/*")
+    assert store.list("*") == local.list("*")
 
 
 def test_list_paginates(s3, tmp_path):

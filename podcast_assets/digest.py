@@ -3,6 +3,7 @@
 import dagster as dg
 
 from partitions import WEEKS
+from podcast_assets.queue import ENRICHMENT_QUEUE, QUEUE_TAG
 from podcast_core import weekly
 from podcast_core.digest import DIGEST_VERSION
 from resources import ArtifactStoreResource, DigestResource, EmbeddingResource, SpeechResource
@@ -84,9 +85,14 @@ weekly_digest_job = dg.define_asset_job(
     selection=[weekly_digest, digest_audio],
     description="Write and speak one week's digest.",
     executor_def=dg.in_process_executor,
+    tags={QUEUE_TAG: ENRICHMENT_QUEUE},
 )
 digest_feed_job = dg.define_asset_job(
-    "digest_feed_job", selection=[digest_feed], executor_def=dg.in_process_executor
+    "digest_feed_job",
+    selection=[digest_feed],
+    description="Republish the digest feed.",
+    executor_def=dg.in_process_executor,
+    tags={QUEUE_TAG: ENRICHMENT_QUEUE},
 )
 
 weekly_digest_schedule = dg.build_schedule_from_partitioned_job(

@@ -31,22 +31,20 @@ def queue_tags(run: dg.DagsterRun) -> dict[str, str]:
     """The routing tags a run lacks, by what it materializes.
 
     Jobs defined here carry their queue tag, but a materialization launched from the UI (asset
-    graph, *Materialize*) or by a backfill runs Dagster's implicit asset job, with no queue tag. A
-    run that selects ``transcript`` may run Whisper: it joins the Whisper queue and, under
-    ``K8sRunLauncher``, goes to a GPU node. A backfill that selects nothing explicitly is treated
-    the same way; other backfills (enrichment, digest) are not held by the Whisper limit. Every
-    backfill run gets ``dagster/priority=-1`` unless it was given one.
+    graph, *Materialize*) or an asset backfill runs Dagster's implicit asset job, with no queue
+    tag. A run that selects ``transcript`` may run Whisper: it joins the Whisper queue and, under
+    ``K8sRunLauncher``, goes to a GPU node; any other asset run is enrichment work, not held by
+    the Whisper limit. Every backfill run gets ``dagster/priority=-1`` unless it was given one.
     """
     tags: dict[str, str] = {}
-    backfill = BACKFILL_TAG in run.tags
-    if QUEUE_TAG not in run.tags:
-        selection = run.asset_selection or frozenset()
-        if TRANSCRIPT in selection or (backfill and not selection):
+    selection = run.asset_selection or frozenset()
+    if QUEUE_TAG not in run.tags and selection:
+        if TRANSCRIPT in selection:
             tags[QUEUE_TAG] = WHISPER_QUEUE
             tags |= {k: v for k, v in WHISPER_K8S_TAGS.items() if k not in run.tags}
-        elif backfill or selection:
+        else:
             tags[QUEUE_TAG] = ENRICHMENT_QUEUE
-    if backfill and PRIORITY_TAG not in run.tags:
+    if BACKFILL_TAG in run.tags and PRIORITY_TAG not in run.tags:
         tags[PRIORITY_TAG] = str(BACKFILL_PRIORITY)
     return tags
 

@@ -312,9 +312,10 @@ def test_backfill_runs_are_whisper_runs_with_their_own_limit_and_lower_priority(
         # Materialize from the UI: the implicit asset job, no queue tag.
         ({"episode_metadata", "raw_audio", "transcript"}, {}, "whisper", True),
         ({"summary", "embeddings"}, {}, "enrichment", False),
-        # A backfill of everything, or of the enrichment chain only.
-        (None, {"dagster/backfill": "abc"}, "whisper", True),
+        # Backfills: of the ingestion assets, of the enrichment chain, of a tagged job.
+        ({"raw_audio", "transcript"}, {"dagster/backfill": "abc"}, "whisper", True),
         ({"summary"}, {"dagster/backfill": "abc"}, "enrichment", False),
+        (None, {"dagster/backfill": "abc", QUEUE_TAG: "enrichment"}, None, False),
         # A job with its own queue tag (episode_job from the sensor) is left as it is.
         ({"transcript"}, {QUEUE_TAG: "published"}, None, False),
     ],

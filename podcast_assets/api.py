@@ -91,7 +91,7 @@ def plan_intake(
     }
 
 
-@dg.op(name=INTAKE_OP, out=dg.Out(dict))
+@dg.op(name=INTAKE_OP, out=dg.Out(dg.Nothing))
 def intake_feed(
     context: dg.OpExecutionContext,
     config: FeedIntakeConfig,
@@ -109,7 +109,8 @@ def intake_feed(
     for item in plan["episodes"]:
         counts[item["action"]] = counts.get(item["action"], 0) + 1
     context.log.info(f"feed {plan['feed']} ({plan['url']}): {counts or 'no episodes'}")
-    return dg.Output(plan, metadata={PLAN_LABEL: dg.MetadataValue.json(plan)})
+    # Nothing-typed: the plan travels as output metadata, so no IO manager stores (pickles) it.
+    return dg.Output(None, metadata={PLAN_LABEL: dg.MetadataValue.json(plan)})
 
 
 @dg.job(

@@ -54,6 +54,23 @@ query PodcastRunEvents($runId: ID!, $cursor: String) {
 }
 """
 
+ACTIVE_RUNS_QUERY = """
+query PodcastActiveRuns($job: String!, $partition: String!) {
+  runsOrError(
+    filter: {
+      pipelineName: $job
+      tags: [{key: "dagster/partition", value: $partition}]
+      statuses: [QUEUED, NOT_STARTED, STARTING, STARTED]
+    }
+    limit: 1
+  ) {
+    __typename
+    ... on Runs { results { runId } }
+    ... on PythonError { message }
+  }
+}
+"""
+
 LOCATIONS_QUERY = """
 query PodcastLocations {
   workspaceOrError {
@@ -163,6 +180,12 @@ class RemoteDagster:
             raise RemoteError(
                 f"{self.url} refused to launch {job_name}: {kind} {_last_line(str(detail))}"
             ) from exc
+
+    def active_run(self, job_name: str, partition: str) -> str | None:
+        """A queued or running run of ``job_name`` for ``partition`` (say, from a sensor)."""
+        data = self._execute(ACTIVE_RUNS_QUERY, {"job": job_name, "partition": partition})
+        results = data["runsOrError"].get("results") or []
+        return results[0]["runId"] if results else None
 
     def status(self, run_id: str) -> DagsterRunStatus:
         """The run's status."""
@@ -299,8 +322,11 @@ def ingest_remote(
     enriching = {}
 
     def enrich(key: str) -> None:
-        tags = {QUEUE_TAG: ENRICHMENT_QUEUE, "dagster/partition": key}
-        run_id = remote.submit("enrichment_job", tags)
+        # The server's enrichment_sensor may have requested it already: follow that run instead.
+        run_id = remote.active_run("enrichment_job", key)
+        if run_id is None:
+            tags = {QUEUE_TAG: ENRICHMENT_QUEUE, "dagster/partition": key}
+            run_id = remote.submit("enrichment_job", tags)
         statuses[key].enrichment_run_id = run_id
         enriching[run_id] = key
 

@@ -25,6 +25,20 @@ def enriched_since(instance: dg.DagsterInstance, key: str, storage_id: int) -> b
     return True
 
 
+ACTIVE = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
+
+
+def _active_partitions(instance: dg.DagsterInstance) -> set[str]:
+    """Episodes with an enrichment run queued or in progress (``podcast ingest --remote``'s)."""
+    runs = instance.get_runs(dg.RunsFilter(job_name=enrichment_job.name, statuses=ACTIVE))
+    return {key for run in runs if (key := run.tags.get("dagster/partition"))}
+
+
 def enrichment_requests(
     instance: dg.DagsterInstance, cursor: str | None, limit: int = MAX_RUNS_PER_TICK
 ) -> tuple[list[dg.RunRequest], str | None]:
@@ -36,9 +50,10 @@ def enrichment_requests(
         ascending=True,
     ).records
     requests = []
+    active = _active_partitions(instance) if records else set()
     for record in records:
         key = record.partition_key
-        if key is None or enriched_since(instance, key, record.storage_id):
+        if key is None or key in active or enriched_since(instance, key, record.storage_id):
             continue
         requests.append(
             dg.RunRequest(

@@ -156,11 +156,25 @@ def test_enrichment_sensor_follows_new_transcripts_only(demo):
     key = reports[1].episodes[0].key
     job = build_definitions(settings).resolve_job_def("episode_job")
     assert job.execute_in_process(instance=instance, partition_key=key).success
+    before = cursor
     requests, cursor = enrichment_requests(instance, cursor)
     assert [r.partition_key for r in requests] == [key]
     assert requests[0].tags["podcast/queue"] == "enrichment"
     again, _ = enrichment_requests(instance, cursor)
     assert again == []
+    # An enrichment run already in progress for the episode (podcast ingest --remote launched
+    # it) is not requested twice.
+    queued = dg.DagsterRun(
+        job_name="enrichment_job",
+        status=dg.DagsterRunStatus.STARTED,
+        tags={"dagster/partition": key},
+    )
+    instance.add_run(queued)
+    try:
+        assert enrichment_requests(instance, before)[0] == []
+    finally:
+        instance.delete_run(queued.run_id)
+    assert [r.partition_key for r in enrichment_requests(instance, before)[0]] == [key]
 
 
 def test_rerun_reuses_unchanged_enrichment(demo):

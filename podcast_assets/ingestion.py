@@ -13,7 +13,6 @@ import dagster as dg
 from partitions import EPISODES
 from podcast_assets.batch import each_episode
 from podcast_core import pipeline
-from podcast_core.http import FetchError
 from podcast_core.keys import parse_episode_key
 from podcast_core.settings import load_settings
 from podcast_core.storage import episode_path
@@ -24,7 +23,7 @@ warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
 GROUP = "ingestion"
 BATCH_POLICY = dg.BackfillPolicy.multi_run(max_partitions_per_run=8)
-# Step retries for the assets that fetch over the network: waits drawn from 0-5 s, 0-10 s, 0-20 s
+# Step retries for the assets that fetch over the network: waits drawn from 0-5 s, 0-15 s, 0-35 s
 # (full jitter, so episodes that failed together against one host do not retry in lockstep).
 # Permanent errors (4xx, not audio, oversize, unknown item) raise dg.Failure(allow_retries=False)
 # through each_episode and are not retried at all.
@@ -142,26 +141,16 @@ def transcript(
 
         feed = catalog.feed(parse_episode_key(key).feed)
         # Before the last attempt a publisher transcript that fails with a transient error (5xx,
-        # timeout) fails the step for a retry, rather than paying for Whisper at once.
-        last_attempt = context.retry_number >= NETWORK_RETRY.max_retries
-        try:
-            return pipeline.materialize_transcript(
-                store,
-                key,
-                feed,
-                client,
-                settings,
-                progress=progress,
-                fallback_to_whisper=last_attempt,
-            )
-        except pipeline.EpisodeError as exc:
-            if last_attempt or not _publisher_failure(exc):
-                raise
-            if isinstance(exc.__cause__, FetchError) and exc.__cause__.retryable:
-                raise pipeline.EpisodeError(str(exc), retryable=True) from exc.__cause__
-        # A permanent publisher failure (404, unparseable): Whisper now, as the pipeline would.
+        # timeout) fails the step for a retry, rather than paying for Whisper at once; a
+        # permanent failure (404, unparseable) goes to Whisper straight away.
         return pipeline.materialize_transcript(
-            store, key, feed, client, settings, progress=progress
+            store,
+            key,
+            feed,
+            client,
+            settings,
+            progress=progress,
+            retry_transient=context.retry_number < NETWORK_RETRY.max_retries,
         )
 
     def describe(key: str, record: dict[str, Any]) -> dict[str, Any]:
@@ -182,11 +171,6 @@ def transcript(
         }
 
     return each_episode(context, stage, describe)
-
-
-def _publisher_failure(exc: pipeline.EpisodeError) -> bool:
-    """Whether the error is the publisher transcript's (not Whisper's): the pipeline names it."""
-    return ": publisher transcript " in str(exc)
 
 
 INGESTION_ASSETS = [episode_metadata, raw_audio, transcript]

@@ -240,13 +240,15 @@ def materialize_transcript(
     whisper: WhisperSettings,
     *,
     progress: Callable[[float, float, float], None] | None = None,
-    fallback_to_whisper: bool = True,
+    retry_transient: bool = False,
 ) -> dict[str, Any]:
     """Write ``transcript.json``: the publisher's transcript when linked, else Whisper's.
 
     Publisher links are chosen by ``published.FORMAT_PREFERENCE`` (and the feed's language). When
     the linked transcript cannot be fetched or parsed, Whisper runs instead and the reason is kept
-    in ``fallback_reason``. A transcript whose inputs (audio checksum, source, settings, code
+    in ``fallback_reason``; with ``retry_transient``, a transient fetch failure (5xx, timeout)
+    raises a retryable error instead, so a retry can still get the publisher's transcript. A
+    transcript whose inputs (audio checksum, source, settings, code
     version) are unchanged is reused rather than recomputed.
 
     Raises:
@@ -290,9 +292,10 @@ def materialize_transcript(
             transcript.duration_seconds = audio.get("duration_seconds")
             transcript.processing_seconds = round(time.perf_counter() - started, 3)
         except Exception as exc:
-            if not fallback_to_whisper:
+            if retry_transient and isinstance(exc, FetchError) and exc.retryable:
                 raise EpisodeError(
-                    f"episode {key}: publisher transcript {link.url} failed: {exc}"
+                    f"episode {key}: publisher transcript {link.url} failed: {exc}",
+                    retryable=True,
                 ) from exc
             fallback_reason = f"publisher transcript {link.url} failed: {exc}"
             log.warning("episode %s: %s; falling back to Whisper", key, fallback_reason)

@@ -18,6 +18,12 @@ from resources import build_resources
 from sensors.rss import poll_catalog, run_request
 
 
+@pytest.fixture(autouse=True)
+def no_retry_waits(monkeypatch):
+    """The retry policy as configured, without its random 0-35 s waits between attempts."""
+    monkeypatch.setattr(dg.RetryPolicy, "calculate_delay", lambda self, attempt_num: 0)
+
+
 class FailFirst(dict):
     """Routes where the first request to each path in ``flaky`` gets ``status`` instead."""
 
@@ -108,3 +114,15 @@ def test_a_permanent_http_error_fails_at_once(env, feed_server, status):
         [failure] = [e for e in result.all_events if e.is_step_failure]
         assert failure.step_key == "raw_audio"
         assert f"HTTP {status}" in failure.step_failure_data.user_failure_data.description
+
+
+def test_a_missing_publisher_transcript_goes_to_whisper_without_a_retry(env, feed_server):
+    instance, result = _ingest(env, feed_server, {"/a.vtt"}, 404)
+    with instance:
+        assert result.success
+        assert _retried_steps(result) == []
+        # Fetched once: the 404 is permanent, so Whisper runs in the same attempt.
+        assert feed_server.hits["/a.vtt"] == 1
+        [materialization] = result.asset_materializations_for_node("transcript")
+        assert materialization.metadata["source"].value == "whisper"
+        assert "HTTP 404" in materialization.metadata["fallback_reason"].value

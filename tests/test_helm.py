@@ -21,7 +21,9 @@ from dagster_k8s.container_context import K8sContainerContext
 from dagster_k8s.job import UserDefinedDagsterK8sConfig, get_user_defined_k8s_config
 
 from podcast_assets.jobs import enrichment_job, episode_job
-from podcast_assets.k8s import K8S_CONFIG_TAG, POOL_LABEL, PUBLISHED_K8S_TAGS
+from podcast_assets.k8s import POOL_LABEL
+from podcast_core.discovery import EpisodeRequest
+from sensors.rss import run_request
 
 REPO = Path(__file__).resolve().parents[1]
 VALUES = yaml.safe_load((REPO / "deploy" / "helm" / "values.yaml").read_text())
@@ -89,9 +91,30 @@ def test_code_location_is_this_project():
     assert deployment["includeConfigInLaunchedRuns"]["enabled"] is True
     names = {s["name"] for s in deployment["envSecrets"]}
     assert names and names == {s["name"] for s in _launcher()["envSecrets"]}
-    # The webserver and the daemon load the instance, which names this project's coordinator.
+    # The webserver and the daemon load the instance, which names this project's coordinator,
+    # and read step logs from S3 with the same credentials as the runs.
     for service in ("dagsterWebserver", "dagsterDaemon"):
         assert VALUES[service]["image"] == deployment["image"], service
+        assert VALUES[service]["envSecrets"] == deployment["envSecrets"], service
+
+
+def test_code_server_and_runs_share_the_data_directory():
+    # The catalog the sensor reads on the code server is the one run pods and feed_intake_job
+    # write: the same claim mounted at PODCAST_DATA_DIR in both.
+    (deployment,) = VALUES["dagster-user-deployments"]["deployments"]
+    data_dir = next(
+        line.split("=", 1)[1].strip()
+        for line in (REPO / "Dockerfile").read_text().splitlines()
+        if "PODCAST_DATA_DIR=" in line
+    ).split()[0]
+    for spec in (deployment, _launcher()):
+        mounts = {m["mountPath"]: m["name"] for m in spec["volumeMounts"]}
+        claims = {
+            v["name"]: v["persistentVolumeClaim"]["claimName"]
+            for v in spec["volumes"]
+            if "persistentVolumeClaim" in v
+        }
+        assert claims[mounts[data_dir]] == "podcast-data"
 
 
 def test_queue_monitoring_and_retries_match_dagster_yaml():
@@ -125,14 +148,15 @@ def test_whisper_runs_go_to_gpu_nodes_and_everything_else_to_cpu_nodes():
     tolerations = whisper.run_k8s_config.pod_spec_config["tolerations"]
     assert any(t["key"] == "nvidia.com/gpu" for t in tolerations)
 
-    # A publisher-transcript run request overrides the job's tag; enrichment never had it.
-    published = _placement({**_string_tags(episode_job.tags), **PUBLISHED_K8S_TAGS})
+    # What the RSS sensor requests for a publisher-transcript episode, laid over the job's tags
+    # as the sensor daemon does; enrichment runs never had the GPU tag.
+    request = run_request(EpisodeRequest(key="feed-a--0123456789ab", needs_whisper=False))
+    published = _placement({**_string_tags(episode_job.tags), **request.tags})
     enrichment = _placement(_string_tags(enrichment_job.tags))
     for context in (published, enrichment):
         assert _node_selector(context) == {POOL_LABEL: "cpu"}
         resources = context.run_k8s_config.container_config.get("resources", {})
         assert "nvidia.com/gpu" not in resources.get("limits", {})
-    assert K8S_CONFIG_TAG not in enrichment_job.tags
 
 
 def _items(value: Any, path: str = ""):

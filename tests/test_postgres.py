@@ -32,8 +32,8 @@ def ingested(tmp_path_factory):
     """Both demo feeds followed, one rss_sensor tick, its runs executed through the instance."""
     require_postgres()
     root = tmp_path_factory.mktemp("pg")
-    mp = pytest.MonkeyPatch()
-    with fresh_database() as dbname:
+    # A context, so a failure here does not leak its environment into later tests.
+    with pytest.MonkeyPatch.context() as mp, fresh_database() as dbname:
         for name, value in postgres_env(dbname).items():
             mp.setenv(name, value)
         mp.setenv("PODCAST_DATA_DIR", str(root / "data"))
@@ -63,7 +63,6 @@ def ingested(tmp_path_factory):
                 for request in tick.run_requests
             }
             yield instance, dbname, tick, results
-    mp.undo()
 
 
 def test_the_instance_is_postgres_backed(ingested):

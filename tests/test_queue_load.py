@@ -115,8 +115,12 @@ def scenario(tmp_path_factory):
     require_postgres()
     root = tmp_path_factory.mktemp("load")
     site = _site(root)
-    mp = pytest.MonkeyPatch()
-    with fresh_database("podcast_load") as dbname, serve_directory(site) as base:
+    # A context, so a failure in the scenario does not leak its environment into later tests.
+    with (
+        pytest.MonkeyPatch.context() as mp,
+        fresh_database("podcast_load") as dbname,
+        serve_directory(site) as base,
+    ):
         env = {
             **postgres_env(dbname),
             "PODCAST_DATA_DIR": str(root / "data"),
@@ -180,13 +184,18 @@ def scenario(tmp_path_factory):
                     .values()
                 )
             )
-            # Enrichment runs are submitted below for the publisher episodes only.
+            # Enrichment runs are submitted below for the publisher episodes only, and no schedule
+            # may take a run slot mid-scenario (the hourly corpus rebuild fires at :15).
             enrichment_sensor = repo.get_sensor("enrichment_sensor")
             instance.stop_sensor(
                 enrichment_sensor.get_remote_origin_id(),
                 enrichment_sensor.selector_id,
                 enrichment_sensor,
             )
+            for schedule in repo.get_schedules():
+                instance.stop_schedule(
+                    schedule.get_remote_origin_id(), schedule.selector_id, schedule
+                )
             log = root / "daemon.log"
             started = time.time()
             with log.open("w") as out:
@@ -212,7 +221,6 @@ def scenario(tmp_path_factory):
                 except subprocess.TimeoutExpired:
                     os.killpg(daemon.pid, signal.SIGKILL)
                     daemon.wait()
-    mp.undo()
 
 
 def _drive(instance, context, repo, log: Path, started: float) -> dict:

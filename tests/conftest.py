@@ -97,17 +97,25 @@ def _handler(server: FeedServer) -> type[http.server.BaseHTTPRequestHandler]:
     return Handler
 
 
-@pytest.fixture
-def feed_server() -> Iterator[FeedServer]:
+@contextlib.contextmanager
+def serve_feeds() -> Iterator[FeedServer]:
+    """A :class:`FeedServer` on a free loopback port, for as long as the block runs."""
     state = FeedServer()
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
     httpd.daemon_threads = True
     state.base_url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield state
-    httpd.shutdown()
-    httpd.server_close()
+    threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        yield state
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@pytest.fixture
+def feed_server() -> Iterator[FeedServer]:
+    with serve_feeds() as state:
+        yield state
 
 
 @pytest.fixture

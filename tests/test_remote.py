@@ -7,14 +7,12 @@ directly and through ``podcast ingest --remote``.
 from __future__ import annotations
 
 import contextlib
-import http.server
 import json
 import os
 import re
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -22,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import DEMO_SITE, ROOT, FeedServer, _handler, rss
+from conftest import DEMO_SITE, ROOT, FeedServer, rss, serve_feeds
 
 from podcast_core.storage import episode_path
 
@@ -111,21 +109,6 @@ def webserver(root: Path, env: dict[str, str] | None = None) -> Iterator[Webserv
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-
-
-@contextlib.contextmanager
-def serve_feeds() -> Iterator[FeedServer]:
-    """The conftest feed server, for a whole module."""
-    state = FeedServer()
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    httpd.daemon_threads = True
-    state.base_url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
-    try:
-        yield state
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
 
 
 def published_feed(feeds: FeedServer, path: str, title: str, items: list[dict]) -> str:

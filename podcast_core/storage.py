@@ -46,6 +46,18 @@ def feed_path(feed: str, name: str) -> str:
     return f"{feed}/{name}"
 
 
+@contextlib.contextmanager
+def _staged(directory: Path, prefix: str, suffix: str) -> Iterator[Path]:
+    """A new empty file in ``directory``, removed when the block ends unless moved away."""
+    fd, name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=directory)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 class _StoreBase:
     """What every store derives from ``read_bytes`` and ``open_write``."""
 
@@ -109,14 +121,9 @@ class LocalArtifactStore(_StoreBase):
         """Yield a temporary path to fill; it becomes ``rel`` only if the block succeeds."""
         target = self.path(rel)
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        os.close(fd)
-        tmp = Path(name)
-        try:
+        with _staged(target.parent, f".{target.name}.", ".tmp") as tmp:
             yield tmp
             os.replace(tmp, target)
-        finally:
-            tmp.unlink(missing_ok=True)
 
     def delete(self, rel: str) -> None:
         """Remove the artifact if present."""
@@ -339,15 +346,9 @@ class S3ArtifactStore(_StoreBase):
     @contextlib.contextmanager
     def local_copy(self, rel: str) -> Iterator[Path]:
         """The object downloaded to a scratch file, removed when the block ends."""
-        suffix = posixpath.splitext(rel)[1]
-        fd, name = tempfile.mkstemp(prefix=".download.", suffix=suffix, dir=self.scratch_dir())
-        os.close(fd)
-        tmp = Path(name)
-        try:
+        with _staged(self.scratch_dir(), ".download.", posixpath.splitext(rel)[1]) as tmp:
             self._download(rel, self.key(rel), tmp)
             yield tmp
-        finally:
-            tmp.unlink(missing_ok=True)
 
     def _download(self, rel: str, key: str, target: Path) -> None:
         self._call(
@@ -404,15 +405,9 @@ class S3ArtifactStore(_StoreBase):
     def open_write(self, rel: str) -> Iterator[Path]:
         """Yield a local temporary path to fill; it is uploaded only if the block succeeds."""
         self.key(rel)  # refuse a bad path before any work
-        suffix = posixpath.splitext(rel)[1]
-        fd, name = tempfile.mkstemp(prefix=".upload.", suffix=suffix, dir=self.scratch_dir())
-        os.close(fd)
-        tmp = Path(name)
-        try:
+        with _staged(self.scratch_dir(), ".upload.", posixpath.splitext(rel)[1]) as tmp:
             yield tmp
             self._upload(rel, tmp)
-        finally:
-            tmp.unlink(missing_ok=True)
 
     def delete(self, rel: str) -> None:
         """Remove the object if present."""
@@ -474,15 +469,9 @@ class S3ArtifactStore(_StoreBase):
                 if manifest.get(rel) == state and target.is_file():
                     continue
                 target.parent.mkdir(parents=True, exist_ok=True)
-                fd, name = tempfile.mkstemp(
-                    prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
-                )
-                os.close(fd)
-                try:
-                    self._download(rel, self.key(rel), Path(name))
-                    os.replace(name, target)
-                finally:
-                    Path(name).unlink(missing_ok=True)
+                with _staged(target.parent, f".{target.name}.", ".tmp") as tmp:
+                    self._download(rel, self.key(rel), tmp)
+                    os.replace(tmp, target)
                 manifest[rel] = state
             tmp = manifest_path.with_suffix(".tmp")
             tmp.write_text(json.dumps(manifest))

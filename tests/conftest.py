@@ -60,6 +60,17 @@ class FeedServer:
         self.routes[path] = Route(body.encode() if isinstance(body, str) else body, **kwargs)
         return self.url(path)
 
+    def set_two_voices(
+        self, audio: str = "/audio/two-voices.mp3", vtt: str = "/transcripts/two-voices.vtt"
+    ) -> None:
+        """Serve the demo's "Two Voices" audio and its publisher WebVTT at these paths."""
+        self.set(
+            audio, (DEMO_SITE / "audio/two-voices.mp3").read_bytes(), content_type="audio/mpeg"
+        )
+        self.set(
+            vtt, (DEMO_SITE / "transcripts/two-voices.vtt").read_bytes(), content_type="text/vtt"
+        )
+
 
 def _handler(server: FeedServer) -> type[http.server.BaseHTTPRequestHandler]:
     class Handler(http.server.BaseHTTPRequestHandler):

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import DEMO_SITE, ROOT, FeedServer, rss, serve_feeds
+from conftest import ROOT, FeedServer, rss, serve_feeds
 
 from podcast_core.storage import episode_path
 
@@ -113,16 +113,7 @@ def webserver(root: Path, env: dict[str, str] | None = None) -> Iterator[Webserv
 
 def published_feed(feeds: FeedServer, path: str, title: str, items: list[dict]) -> str:
     """A feed whose episodes link the demo's WebVTT transcript (no Whisper needed)."""
-    feeds.set(
-        "/audio/two-voices.mp3",
-        (DEMO_SITE / "audio/two-voices.mp3").read_bytes(),
-        content_type="audio/mpeg",
-    )
-    feeds.set(
-        "/t/two-voices.vtt",
-        (DEMO_SITE / "transcripts/two-voices.vtt").read_bytes(),
-        content_type="text/vtt",
-    )
+    feeds.set_two_voices(vtt="/t/two-voices.vtt")
     return feeds.set(path, rss(title, items))
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dagster as dg
 import pytest
-from conftest import DEMO_SITE, Route, rss
+from conftest import Route, rss
 from dagster._core.events import DagsterEventType
 
 from partitions import EPISODES
@@ -39,14 +39,7 @@ class FailFirst(dict):
 
 
 def _ingest(env, feed_server, flaky: set[str], status: int) -> tuple[dg.DagsterInstance, object]:
-    feed_server.set(
-        "/a.mp3", (DEMO_SITE / "audio" / "two-voices.mp3").read_bytes(), content_type="audio/mpeg"
-    )
-    feed_server.set(
-        "/a.vtt",
-        (DEMO_SITE / "transcripts" / "two-voices.vtt").read_bytes(),
-        content_type="text/vtt",
-    )
+    feed_server.set_two_voices(audio="/a.mp3", vtt="/a.vtt")
     url = feed_server.set(
         "/feed.xml",
         rss(

@@ -252,16 +252,7 @@ def test_ingest_and_enrich_onto_s3_then_query_from_s3(s3, s3_server, env, feed_s
     monkeypatch.setenv("PODCAST_ARTIFACT_ROOT", f"s3://{bucket}/prod/artifacts")
     monkeypatch.setenv("PODCAST_S3_ENDPOINT_URL", s3_server)
     monkeypatch.setenv("PODCAST_S3_REGION", "us-east-1")
-    feed_server.set(
-        "/audio/two-voices.mp3",
-        (DEMO_SITE / "audio" / "two-voices.mp3").read_bytes(),
-        content_type="audio/mpeg",
-    )
-    feed_server.set(
-        "/transcripts/two-voices.vtt",
-        (DEMO_SITE / "transcripts" / "two-voices.vtt").read_bytes(),
-        content_type="text/vtt",
-    )
+    feed_server.set_two_voices()
     url = feed_server.set(
         "/voices.xml",
         rss(

@@ -26,6 +26,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import dagster as dg
@@ -50,6 +51,8 @@ WHISPER_LIMIT = 2
 EPISODES = 20
 QUEUE_TAG = "podcast/queue"
 TIMEOUT = 240
+"""Seconds without any run changing status before the scenario counts as stuck."""
+TIMEOUT_TOTAL = 900
 FINAL = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
 
 
@@ -90,15 +93,34 @@ def _runs(instance: dg.DagsterInstance, **tags: str) -> list[dg.RunRecord]:
     return list(instance.get_run_records(filters=dg.RunsFilter(tags=tags)))
 
 
-def _wait(condition, what: str, daemon_log: Path, timeout: float = TIMEOUT):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+def _wait(condition, what: str, instance: dg.DagsterInstance, daemon_log: Path):
+    """Poll ``condition`` until it is truthy; fail once no run has changed status for ``TIMEOUT``.
+
+    A slow machine only slows the queue down; a stuck queue stops changing. The overall cap
+    (``TIMEOUT_TOTAL``) keeps a queue that moves but never finishes from hanging CI.
+    """
+    start = time.monotonic()
+    progress, last_change = None, start
+    while True:
         value = condition()
         if value:
             return value
+        now = time.monotonic()
+        state = sorted((r.dagster_run.run_id, r.dagster_run.status) for r in _runs(instance))
+        if state != progress:
+            progress, last_change = state, now
+        if now - last_change > TIMEOUT or now - start > TIMEOUT_TOTAL:
+            break
         time.sleep(0.5)
+    counts = Counter(
+        (r.dagster_run.tags.get(QUEUE_TAG), r.dagster_run.status.value) for r in _runs(instance)
+    )
     tail = daemon_log.read_text()[-3000:] if daemon_log.exists() else ""
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{tail}")
+    raise AssertionError(
+        f"timed out after {now - start:.0f}s ({now - last_change:.0f}s without a run changing "
+        f"status) waiting for {what}; load average {os.getloadavg()}; runs by queue and status: "
+        f"{dict(counts)}\n{tail}"
+    )
 
 
 def _worker_pid(instance: dg.DagsterInstance, run_id: str) -> int | None:
@@ -233,6 +255,7 @@ def _drive(instance, context, repo, log: Path, started: float) -> dict:
             and len(_runs(instance, **{QUEUE_TAG: "published"})) == 2
         ),
         "the rss_sensor tick to request 22 runs",
+        instance,
         log,
     )
     assert whisper
@@ -247,7 +270,7 @@ def _drive(instance, context, repo, log: Path, started: float) -> dict:
                     return record.dagster_run.run_id, pid
         return None
 
-    killed, pid = _wait(running_with_pid, "a Whisper run in progress", log)
+    killed, pid = _wait(running_with_pid, "a Whisper run in progress", instance, log)
     os.kill(pid, signal.SIGKILL)
     killed_at = time.time()
 
@@ -258,6 +281,7 @@ def _drive(instance, context, repo, log: Path, started: float) -> dict:
     _wait(
         lambda: published_keys <= instance.get_materialized_partitions(dg.AssetKey("transcript")),
         "the publisher transcripts",
+        instance,
         log,
     )
     requests, _ = enrichment_requests(instance, None)
@@ -293,6 +317,7 @@ def _drive(instance, context, repo, log: Path, started: float) -> dict:
             )
         ),
         "every run, including the killed run's retry, to finish",
+        instance,
         log,
     )
     return {

@@ -21,6 +21,16 @@ def each_episode(
         except Exception as exc:
             failures[key] = exc
             context.log.error(f"{key}: {exc}")
+        except (dg.DagsterExecutionInterruptedError, KeyboardInterrupt) as exc:
+            # The run was terminated (cancelled, over its maximum runtime) or the process
+            # interrupted. Dagster applies an asset's RetryPolicy to interrupts too, which would
+            # start the step again in a run already marked failed, holding the machine (and for
+            # Whisper the GPU) after the queue gave its slot away.
+            raise dg.Failure(
+                description=f"{key}: interrupted (the run was terminated); not retried",
+                metadata={"interrupted_episode": key, "succeeded_episodes": list(records)},
+                allow_retries=False,
+            ) from exc
         if len(keys) > 1:
             context.log.info(f"{done}/{len(keys)} episodes processed, {len(failures)} failed")
     if failures:

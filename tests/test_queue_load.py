@@ -10,7 +10,9 @@ One scenario, run once for the module on a Postgres-backed instance (a database 
   with ``packaged:tiny.en``;
 * once the publisher transcripts exist, enrichment runs for them are submitted the way the
   enrichment sensor submits runs;
-* while Whisper runs are queued, one in-progress Whisper run's worker is killed (SIGKILL).
+* while Whisper runs are queued, one in-progress Whisper run's worker is killed (SIGKILL);
+* a third feed's episode, whose download trickles a byte a second, gets a Whisper run with a
+  20 s ``dagster/max_runtime``: run monitoring must end it and free its slot.
 
 Run start and end times come from the instance's run records. Skips when no PostgreSQL server
 answers (the daemon, its code server and the run workers write one store concurrently; SQLite
@@ -19,12 +21,15 @@ would lock).
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import logging
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -40,8 +45,12 @@ from dagster._core.utils import make_new_run_id
 from dagster._daemon.sensor import _submit_run_request
 from test_queue import LOCATION, _workspace
 
+from partitions import EPISODES as EPISODE_PARTITIONS
 from podcast_assets.demo import serve_directory
 from podcast_core.catalog import Catalog, FeedConfig
+from podcast_core.settings import load_settings
+from resources import build_resources
+from sensors.rss import poll_catalog, run_request
 
 pytestmark = pytest.mark.postgres
 
@@ -50,9 +59,12 @@ WHISPER_LIMIT = 2
 """N: Whisper runs allowed in progress (production: 1 per GPU); 2 shows the limit is reached."""
 EPISODES = 20
 QUEUE_TAG = "podcast/queue"
+WILL_RETRY = "dagster/will_retry"
 TIMEOUT = 240
 """Seconds without any run changing status before the scenario counts as stuck."""
 TIMEOUT_TOTAL = 900
+MAX_RUNTIME = 20
+"""``dagster/max_runtime`` of the run whose download stalls."""
 FINAL = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
 
 
@@ -87,6 +99,45 @@ def _site(root: Path) -> Path:
     (site / "feeds" / "whisper.xml").write_text(rss("Load", whisper))
     (site / "feeds" / "published.xml").write_text(rss("Published", published))
     return site
+
+
+class _Trickle(http.server.BaseHTTPRequestHandler):
+    """An enclosure that never finishes: 10 MB announced, then a byte a second until hung up.
+
+    Each byte arrives well within the client's read timeout, so only the run's maximum runtime
+    (run monitoring) ends the download before its own 15-minute limit.
+    """
+
+    def do_GET(self):
+        self.server.requests.append(time.time())
+        self.send_response(200)
+        self.send_header("Content-Type", "audio/mpeg")
+        self.send_header("Content-Length", str(10_000_000))
+        self.end_headers()
+        try:
+            while not self.server.stopped.wait(1):
+                self.wfile.write(b"\0")
+                self.wfile.flush()
+        except OSError:  # the client hung up: its run was terminated
+            self.server.hangups.append(time.time())
+
+    def log_message(self, *args):
+        pass
+
+
+@contextlib.contextmanager
+def _trickling():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Trickle)
+    server.stopped = threading.Event()
+    server.requests, server.hangups = [], []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.stopped.set()
+        server.shutdown()
+        server.server_close()
 
 
 def _runs(instance: dg.DagsterInstance, **tags: str) -> list[dg.RunRecord]:
@@ -142,6 +193,7 @@ def scenario(tmp_path_factory):
         pytest.MonkeyPatch.context() as mp,
         fresh_database("podcast_load") as dbname,
         serve_directory(site) as base,
+        _trickling() as trickle,
     ):
         env = {
             **postgres_env(dbname),
@@ -235,7 +287,7 @@ def scenario(tmp_path_factory):
                     start_new_session=True,
                 )
             try:
-                yield _drive(instance, context, repo, log, started)
+                yield _drive(instance, context, repo, log, started, site, base, trickle)
             finally:
                 os.killpg(daemon.pid, signal.SIGTERM)
                 try:
@@ -245,8 +297,50 @@ def scenario(tmp_path_factory):
                     daemon.wait()
 
 
-def _drive(instance, context, repo, log: Path, started: float) -> dict:
-    """Wait for the sensor's runs, kill one Whisper worker, add enrichment runs, wait for all."""
+def _submit(context, sensor, request: dg.RunRequest, job_name: str) -> None:
+    """Submit ``request`` the way the daemon submits a sensor's run requests."""
+    from podcast_assets.definitions import defs
+
+    resolved = request.with_resolved_tags_and_config(
+        target_definition=defs.resolve_job_def(job_name),
+        dynamic_partitions_requests=[],
+        dynamic_partitions_store=context.instance,
+    )
+    result = _submit_run_request(
+        make_new_run_id(), resolved, context, sensor, {}, logging.getLogger("load"), None
+    )
+    assert result.error_info is None, result.error_info
+
+
+def _stalled_episode(instance, site: Path, base: str, trickle) -> dg.RunRequest:
+    """Follow a feed whose one episode's download never finishes; its run, as rss_sensor asks.
+
+    The run gets ``dagster/max_runtime`` (production relies on ``max_runtime_seconds``, 6 h, in
+    ``dagster.yaml``: the same check with another number) and a priority, so it takes the next
+    free Whisper slot while the queue is still full.
+    """
+    item = {
+        "title": "Stalled download",
+        "guid": "stall-0",
+        "pub_date": "Wed, 01 Jul 2026 12:00:00 +0000",
+        "audio": f"http://127.0.0.1:{trickle.server_address[1]}/stall.mp3",
+    }
+    (site / "feeds" / "stall.xml").write_text(rss("Stall", [item]))
+    settings = load_settings()
+    Catalog(settings.catalog_path).add(FeedConfig(name="stall", url=f"{base}/feeds/stall.xml"))
+    res = build_resources(settings)
+    found = poll_catalog(instance, None, res["artifacts"], res["catalog"], res["http"], {"stall"})
+    instance.add_dynamic_partitions(EPISODE_PARTITIONS.name, found.add_keys)
+    [episode] = found.requests
+    request = run_request(episode)
+    return dg.RunRequest(
+        partition_key=request.partition_key,
+        tags={**request.tags, "dagster/max_runtime": str(MAX_RUNTIME), "dagster/priority": "1"},
+    )
+
+
+def _drive(instance, context, repo, log: Path, started: float, site, base, trickle) -> dict:
+    """Wait for the sensor's runs, kill one Whisper worker, stall one, add enrichment runs."""
     from sensors.enrichment import enrichment_requests
 
     whisper = _wait(
@@ -260,6 +354,9 @@ def _drive(instance, context, repo, log: Path, started: float) -> dict:
     )
     assert whisper
     requested_at = time.time()
+    # No second tick: the stalled feed below gets a run of its own, submitted by hand.
+    rss_sensor = repo.get_sensor("rss_sensor")
+    instance.stop_sensor(rss_sensor.get_remote_origin_id(), rss_sensor.selector_id, rss_sensor)
 
     # Kill the worker of an in-progress Whisper run while others still wait in the queue.
     def running_with_pid():
@@ -274,6 +371,10 @@ def _drive(instance, context, repo, log: Path, started: float) -> dict:
     os.kill(pid, signal.SIGKILL)
     killed_at = time.time()
 
+    stalled = _stalled_episode(instance, site, base, trickle)
+    stalled_key = stalled.partition_key
+    _submit(context, rss_sensor, stalled, "episode_job")
+
     # Publisher transcripts done: enrichment runs, as enrichment_sensor requests them.
     published_keys = {
         r.dagster_run.tags["dagster/partition"] for r in _runs(instance, **{QUEUE_TAG: "published"})
@@ -286,45 +387,36 @@ def _drive(instance, context, repo, log: Path, started: float) -> dict:
     )
     requests, _ = enrichment_requests(instance, None)
     sensor = repo.get_sensor("enrichment_sensor")
-    from podcast_assets.definitions import defs
-
     for request in [r for r in requests if r.partition_key in published_keys]:
-        resolved = request.with_resolved_tags_and_config(
-            target_definition=defs.resolve_job_def("enrichment_job"),
-            dynamic_partitions_requests=[],
-            dynamic_partitions_store=instance,
-        )
-        result = _submit_run_request(
-            make_new_run_id(), resolved, context, sensor, {}, logging.getLogger("load"), None
-        )
-        assert result.error_info is None, result.error_info
+        _submit(context, sensor, request, "enrichment_job")
     enrichment_submitted_at = time.time()
 
-    def all_final():
+    def done():
         records = list(instance.get_run_records())
-        return len(records) >= EPISODES + 2 + 2 and all(
-            r.dagster_run.status in FINAL for r in records
+        retried = {r.dagster_run.tags.get("dagster/parent_run_id") for r in records}
+        return (
+            len(records) >= EPISODES + 2 + 2 + 1
+            and all(r.dagster_run.status in FINAL for r in records)
+            # Every failed run's retry decided (run retries tag it) and, if decided so, made.
+            and all(
+                r.dagster_run.tags.get(WILL_RETRY) == "false" or r.dagster_run.run_id in retried
+                for r in records
+                if r.dagster_run.status == DagsterRunStatus.FAILURE
+            )
         )
 
-    # The killed run is retried by run retries once it is marked failed; wait for that too.
-    _wait(
-        lambda: (
-            all_final()
-            and any(
-                r.dagster_run.tags.get("dagster/parent_run_id") == killed
-                and r.dagster_run.status in FINAL
-                for r in instance.get_run_records()
-            )
-        ),
-        "every run, including the killed run's retry, to finish",
-        instance,
-        log,
-    )
+    _wait(done, "every run, and every run retry, to finish", instance, log)
+    # A terminated download closes its connection; the server notices at its next byte.
+    deadline = time.monotonic() + 10
+    while len(trickle.hangups) < len(trickle.requests) and time.monotonic() < deadline:
+        time.sleep(0.2)
     return {
         "instance": instance,
         "records": list(instance.get_run_records()),
         "killed": killed,
         "killed_at": killed_at,
+        "stalled": stalled_key,
+        "downloads": (list(trickle.requests), list(trickle.hangups)),
         "started": started,
         "requested_at": requested_at,
         "enrichment_submitted_at": enrichment_submitted_at,
@@ -355,14 +447,21 @@ def _max_overlap(records) -> int:
     return peak
 
 
+def _partition(records, key: str):
+    return [r for r in records if r.dagster_run.tags.get("dagster/partition") == key]
+
+
 def test_never_more_than_n_whisper_runs_in_progress(scenario):
     records = scenario["records"]
+    # Every Whisper run counts against the limit, the stalled episode's too.
     whisper = _by_queue(records, "whisper")
-    first_tick = [r for r in whisper if "dagster/parent_run_id" not in r.dagster_run.tags]
+    stalled = {r.dagster_run.run_id for r in _partition(records, scenario["stalled"])}
+    load = [r for r in whisper if r.dagster_run.run_id not in stalled]
+    first_tick = [r for r in load if "dagster/parent_run_id" not in r.dagster_run.tags]
     assert len(first_tick) == EPISODES
-    retries = [r for r in whisper if "dagster/parent_run_id" in r.dagster_run.tags]
+    retries = [r for r in load if "dagster/parent_run_id" in r.dagster_run.tags]
     assert [r.dagster_run.tags["dagster/parent_run_id"] for r in retries] == [scenario["killed"]]
-    statuses = {r.dagster_run.run_id: r.dagster_run.status for r in whisper}
+    statuses = {r.dagster_run.run_id: r.dagster_run.status for r in load}
     assert statuses.pop(scenario["killed"]) == DagsterRunStatus.FAILURE
     assert set(statuses.values()) == {DagsterRunStatus.SUCCESS}, statuses
 
@@ -375,7 +474,8 @@ def test_never_more_than_n_whisper_runs_in_progress(scenario):
     submitted = scenario["enrichment_submitted_at"]
     enriched = ", ".join(f"{r.start_time - submitted:.1f}s" for r in enrichment)
     print(
-        f"\n{len(whisper)} Whisper runs ({EPISODES} + 1 retry), limit {WHISPER_LIMIT}: max "
+        f"\n{len(whisper)} Whisper runs ({EPISODES} + 1 retry + {len(whisper) - len(load)} "
+        f"stalled), limit {WHISPER_LIMIT}: max "
         f"overlap {overlap}, Whisper queue {end - start:.1f}s "
         f"(first start to last end), scenario {scenario['finished_at'] - scenario['started']:.1f}s"
         f"\npublisher runs waited {', '.join(f'{w:.1f}s' for w in waited)} from creation to "
@@ -396,7 +496,10 @@ def test_publisher_and_enrichment_runs_flow_past_the_whisper_queue(scenario):
     assert len(published) == 2 and len(enrichment) == 2
     assert {r.dagster_run.status for r in published + enrichment} == {DagsterRunStatus.SUCCESS}
     # Created after all 20 Whisper runs (same tick), yet started while most still waited.
-    first_tick = [r for r in whisper if "dagster/parent_run_id" not in r.dagster_run.tags]
+    stalled = _partition(records, scenario["stalled"])
+    first_tick = [
+        r for r in whisper if "dagster/parent_run_id" not in r.dagster_run.tags and r not in stalled
+    ]
     assert min(r.create_timestamp for r in published) > max(r.create_timestamp for r in first_tick)
     whisper_starts = sorted(r.start_time for r in whisper)
     for run in published:
@@ -427,3 +530,41 @@ def test_a_killed_whisper_run_is_failed_and_frees_its_slot(scenario):
         retry.dagster_run.tags["dagster/partition"] == killed.dagster_run.tags["dagster/partition"]
     )
     assert retry.dagster_run.status == DagsterRunStatus.SUCCESS
+
+
+def test_a_run_past_its_maximum_runtime_is_failed_and_frees_its_slot(scenario):
+    instance: dg.DagsterInstance = scenario["instance"]
+    records = scenario["records"]
+    stalled = _partition(records, scenario["stalled"])
+    # Run retries skip a run whose step failed (retry_on_asset_or_op_failure: false), which the
+    # interrupted download is; only if the retry daemon acts in the instant between the monitor's
+    # failure report and the worker's can it re-execute the run, and then once (max_retries: 1).
+    runs = sorted(stalled, key=lambda r: r.create_timestamp)
+    assert 1 <= len(runs) <= 2, runs
+    for run in runs:
+        assert run.dagster_run.status == DagsterRunStatus.FAILURE
+        # Run monitoring (polled every second here) ended it just after its maximum runtime.
+        assert MAX_RUNTIME <= run.end_time - run.start_time < MAX_RUNTIME + 10
+        events = instance.all_logs(run.dagster_run.run_id)
+        assert any(
+            f"Exceeded maximum runtime of {MAX_RUNTIME} seconds" in e.message for e in events
+        )
+        # The interrupted download was not retried inside the terminated run.
+        restarted = {DagsterEventType.STEP_UP_FOR_RETRY, DagsterEventType.STEP_RESTARTED}
+        assert not [e for e in events if e.dagster_event_type in restarted]
+    # One download per run, each hung up once its run was terminated: no worker went on.
+    requests, hangups = scenario["downloads"]
+    assert len(requests) == len(hangups) == len(runs), (requests, hangups)
+    for run, hangup in zip(runs, sorted(hangups), strict=True):
+        assert run.start_time + MAX_RUNTIME < hangup < run.end_time + 10, (hangup, run.end_time)
+        print(
+            f"\nstalled run: failed {run.end_time - run.start_time:.1f}s after its start "
+            f"(max runtime {MAX_RUNTIME}s), download hung up {hangup - run.end_time:+.1f}s later"
+        )
+    # Its Whisper slot went to the queue: a run waiting behind it started once it ended.
+    others = [
+        r
+        for r in _by_queue(records, "whisper")
+        if r.dagster_run.tags.get("dagster/partition") != scenario["stalled"]
+    ]
+    assert any(r.start_time >= runs[0].end_time for r in others)

@@ -12,7 +12,9 @@ from conftest import Route, rss
 from dagster._core.events import DagsterEventType
 
 from partitions import EPISODES
+from podcast_assets.batch import each_episode
 from podcast_assets.definitions import build_definitions
+from podcast_assets.ingestion import NETWORK_RETRY
 from podcast_assets.runner import add_feed
 from resources import build_resources
 from sensors.rss import poll_catalog, run_request
@@ -119,3 +121,33 @@ def test_a_missing_publisher_transcript_goes_to_whisper_without_a_retry(env, fee
         [materialization] = result.asset_materializations_for_node("transcript")
         assert materialization.metadata["source"].value == "whisper"
         assert "HTTP 404" in materialization.metadata["fallback_reason"].value
+
+
+def test_an_interrupted_step_fails_without_a_retry():
+    """A terminated run's step must not start again: Dagster retries interrupts by RetryPolicy.
+
+    The run worker gets an interrupt when its run is cancelled or over its maximum runtime
+    (exercised with a real daemon in ``test_queue_load.py``); here the stage raises it directly.
+    """
+    keys = ["stall--000000000000", "stall--111111111111"]
+    calls: list[str] = []
+
+    @dg.asset(partitions_def=dg.StaticPartitionsDefinition(keys), retry_policy=NETWORK_RETRY)
+    def stalled(context):
+        def stage(key: str) -> dict:
+            calls.append(key)
+            raise dg.DagsterExecutionInterruptedError()
+
+        return each_episode(context, stage, lambda key, record: {})
+
+    result = dg.materialize(
+        [stalled],
+        partition_key=keys[0],
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+    assert not result.success
+    assert calls == [keys[0]]
+    assert _retried_steps(result) == []
+    [failure] = [e for e in result.all_events if e.is_step_failure]
+    assert "interrupted" in failure.step_failure_data.user_failure_data.description

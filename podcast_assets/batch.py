@@ -22,12 +22,15 @@ def each_episode(
             failures[key] = exc
             context.log.error(f"{key}: {exc}")
         except (dg.DagsterExecutionInterruptedError, KeyboardInterrupt) as exc:
-            # The run was terminated (cancelled, over its maximum runtime) or the process
-            # interrupted. Dagster applies an asset's RetryPolicy to interrupts too, which would
-            # start the step again in a run already marked failed, holding the machine (and for
-            # Whisper the GPU) after the queue gave its slot away.
+            # The run was cancelled or went over its maximum runtime, or Ctrl-C. Dagster applies
+            # an asset's RetryPolicy to interrupts too: it would start the step again in a run
+            # already marked failed, holding the machine (for Whisper, the GPU) after the queue
+            # gave the slot away. Without a policy the interrupt stops the run as it should.
+            if context.op_def.retry_policy is None:
+                raise
             raise dg.Failure(
-                description=f"{key}: interrupted (the run was terminated); not retried",
+                description=f"{key}: interrupted (run cancelled or over its maximum runtime, or "
+                "the process stopped); not retried",
                 metadata={"interrupted_episode": key, "succeeded_episodes": list(records)},
                 allow_retries=False,
             ) from exc

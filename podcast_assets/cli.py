@@ -180,6 +180,10 @@ def ingest(
             report = run(feed_url, settings, get_instance(settings), **options)
     except _EXPECTED as exc:
         raise _fail(exc) from exc
+    except KeyboardInterrupt:
+        # The episode in progress is a failed run in the instance; later ones were not started.
+        click.echo("ingest interrupted", err=True)
+        sys.exit(130)
     if as_json:
         _print_json(report.to_dict())
     else:

@@ -87,6 +87,26 @@ def get_instance(settings: Settings) -> dg.DagsterInstance:
     return dg.DagsterInstance.get()
 
 
+def _interrupted(result: dg.ExecuteInProcessResult) -> bool:
+    """Whether a step was interrupted (Ctrl-C) rather than failed.
+
+    Interrupted in an asset with a RetryPolicy, the step fails with a marked ``dg.Failure`` (see
+    ``batch.each_episode``); elsewhere Dagster records the interrupt itself.
+    """
+    for event in result.all_events:
+        data = event.step_failure_data if event.is_step_failure else None
+        if data is None:
+            continue
+        if data.user_failure_data and "interrupted_episode" in data.user_failure_data.metadata:
+            return True
+        if data.error and data.error.cls_name in {
+            "DagsterExecutionInterruptedError",
+            "KeyboardInterrupt",
+        }:
+            return True
+    return False
+
+
 def _step_failure(result: dg.ExecuteInProcessResult) -> str:
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data:
@@ -245,6 +265,10 @@ def ingest(
             raise_on_error=False,
             run_config=QUIET,
         )
+        if not result.success and _interrupted(result):
+            # Ctrl-C ends the whole ingest, not only the episode it landed in.
+            echo(f"interrupted: {key} stopped in {job.name} (run {result.run_id}, failed)")
+            raise KeyboardInterrupt
         return result.success, None if result.success else _step_failure(result), result.run_id
 
     todo = plan.todo

@@ -123,6 +123,47 @@ def serve_feeds() -> Iterator[FeedServer]:
         httpd.server_close()
 
 
+class _Trickle(http.server.BaseHTTPRequestHandler):
+    """An enclosure that never finishes: 10 MB announced, then a byte a second until hung up.
+
+    Each byte arrives well within the client's read timeout, so the download only ends when its
+    run is terminated (or after the 15-minute download limit).
+    """
+
+    def do_GET(self):
+        self.server.requests.append(time.time())
+        self.send_response(200)
+        self.send_header("Content-Type", "audio/mpeg")
+        self.send_header("Content-Length", str(10_000_000))
+        self.end_headers()
+        try:
+            while not self.server.stopped.wait(1):
+                self.wfile.write(b"\0")
+                self.wfile.flush()
+        except OSError:  # the client hung up
+            self.server.hangups.append(time.time())
+
+    def log_message(self, *args):
+        pass
+
+
+@contextlib.contextmanager
+def trickling() -> Iterator[http.server.ThreadingHTTPServer]:
+    """A :class:`_Trickle` server on loopback; ``.requests`` and ``.hangups`` hold their times."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Trickle)
+    server.daemon_threads = True
+    server.stopped = threading.Event()
+    server.requests, server.hangups = [], []
+    server.url = f"http://127.0.0.1:{server.server_address[1]}"
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server
+    finally:
+        server.stopped.set()
+        server.shutdown()
+        server.server_close()
+
+
 @pytest.fixture
 def feed_server() -> Iterator[FeedServer]:
     with serve_feeds() as state:

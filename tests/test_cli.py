@@ -2,13 +2,15 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import JFK, SHARED_DATA, rss
+from conftest import JFK, SHARED_DATA, rss, serve_feeds, trickling
 
 from podcast_assets.cli import main
 
@@ -188,3 +190,40 @@ def test_corpus_sql_reports_bad_queries(cli):
     assert result.exit_code == 1 and "query failed" in result.output
     empty = cli("corpus", "sql", "--json", "SELECT count(*) AS n FROM segments")
     assert json.loads(empty.output) == [{"n": 0}]
+
+
+def test_ctrl_c_stops_ingest_without_retrying_the_download(env):
+    """Ctrl-C in a step with a RetryPolicy stops the ingest; Dagster alone would retry the step."""
+    with serve_feeds() as feeds, trickling() as trickle:
+        items = [
+            {
+                "title": f"Endless {n}",
+                "guid": f"endless-{n}",
+                "audio": f"{trickle.url}/endless-{n}.mp3",
+                "pub_date": f"Mon, 0{n} Nov 2026 10:00:00 GMT",
+            }
+            for n in (1, 2)
+        ]
+        url = feeds.set("/feed.xml", rss("Endless", items))
+        proc = subprocess.Popen(
+            [str(PODCAST), "ingest", url, "--limit", "2"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=os.environ.copy(),
+        )
+        try:
+            deadline = time.monotonic() + 120
+            while not trickle.requests and time.monotonic() < deadline and proc.poll() is None:
+                time.sleep(0.2)
+            assert trickle.requests, proc.communicate()[1][-2000:]
+            time.sleep(1)  # inside the download
+            proc.send_signal(signal.SIGINT)
+            _, stderr = proc.communicate(timeout=60)
+        finally:
+            proc.kill()
+        time.sleep(1.5)  # the server notices a hang-up at its next byte
+    assert proc.returncode == 130, stderr[-2000:]
+    assert "interrupted: endless--" in stderr and "ingest interrupted" in stderr
+    # One download, hung up; neither retried nor followed by the other episode's.
+    assert len(trickle.requests) == 1 and len(trickle.hangups) == 1, stderr[-2000:]

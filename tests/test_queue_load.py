@@ -21,15 +21,12 @@ would lock).
 
 from __future__ import annotations
 
-import contextlib
-import http.server
 import logging
 import os
 import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -38,7 +35,7 @@ import dagster as dg
 import pytest
 import yaml
 from _instance import fresh_database, postgres_env, require_postgres, write_home
-from conftest import DEMO_SITE, rss
+from conftest import DEMO_SITE, rss, trickling
 from dagster._core.events import DagsterEventType
 from dagster._core.storage.dagster_run import DagsterRunStatus
 from dagster._core.utils import make_new_run_id
@@ -101,45 +98,6 @@ def _site(root: Path) -> Path:
     return site
 
 
-class _Trickle(http.server.BaseHTTPRequestHandler):
-    """An enclosure that never finishes: 10 MB announced, then a byte a second until hung up.
-
-    Each byte arrives well within the client's read timeout, so only the run's maximum runtime
-    (run monitoring) ends the download before its own 15-minute limit.
-    """
-
-    def do_GET(self):
-        self.server.requests.append(time.time())
-        self.send_response(200)
-        self.send_header("Content-Type", "audio/mpeg")
-        self.send_header("Content-Length", str(10_000_000))
-        self.end_headers()
-        try:
-            while not self.server.stopped.wait(1):
-                self.wfile.write(b"\0")
-                self.wfile.flush()
-        except OSError:  # the client hung up: its run was terminated
-            self.server.hangups.append(time.time())
-
-    def log_message(self, *args):
-        pass
-
-
-@contextlib.contextmanager
-def _trickling():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Trickle)
-    server.stopped = threading.Event()
-    server.requests, server.hangups = [], []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.stopped.set()
-        server.shutdown()
-        server.server_close()
-
-
 def _runs(instance: dg.DagsterInstance, **tags: str) -> list[dg.RunRecord]:
     return list(instance.get_run_records(filters=dg.RunsFilter(tags=tags)))
 
@@ -193,7 +151,7 @@ def scenario(tmp_path_factory):
         pytest.MonkeyPatch.context() as mp,
         fresh_database("podcast_load") as dbname,
         serve_directory(site) as base,
-        _trickling() as trickle,
+        trickling() as trickle,
     ):
         env = {
             **postgres_env(dbname),
@@ -323,7 +281,7 @@ def _stalled_episode(instance, site: Path, base: str, trickle) -> dg.RunRequest:
         "title": "Stalled download",
         "guid": "stall-0",
         "pub_date": "Wed, 01 Jul 2026 12:00:00 +0000",
-        "audio": f"http://127.0.0.1:{trickle.server_address[1]}/stall.mp3",
+        "audio": f"{trickle.url}/stall.mp3",
     }
     (site / "feeds" / "stall.xml").write_text(rss("Stall", [item]))
     settings = load_settings()

@@ -128,7 +128,7 @@ def run_demo(port: int, serve: bool, as_json: bool) -> int:
     except OSError:
         server = serve_directory(DEMO_SITE, 0)
         base = server.__enter__()
-    failed = 0
+    failed, built = 0, False
     try:
         echo(f"serving the sample corpus at {base}/")
         catalog = Catalog(settings.catalog_path)
@@ -142,13 +142,17 @@ def run_demo(port: int, serve: bool, as_json: bool) -> int:
             failed += len(report.failed)
             reports.append(report)
         print_report(settings, instance, failed, len(reports))
+        built = True
         if serve:
             print(
                 f"\nServing the sample feeds at {base}/ until Ctrl-C, for the rss_sensor to poll."
             )
             threading.Event().wait()
     except KeyboardInterrupt:
-        pass
+        # Ctrl-C while serving ends the demo normally; before the report, it is not a result.
+        if not built:
+            echo("demo interrupted")
+            return 130
     finally:
         server.__exit__(None, None, None)
     return 1 if failed else 0

@@ -87,22 +87,26 @@ def get_instance(settings: Settings) -> dg.DagsterInstance:
     return dg.DagsterInstance.get()
 
 
+_INTERRUPTS = {"DagsterExecutionInterruptedError", "KeyboardInterrupt"}
+
+
 def _interrupted(result: dg.ExecuteInProcessResult) -> bool:
-    """Whether a step was interrupted (Ctrl-C) rather than failed.
+    """Whether the run was interrupted (Ctrl-C) rather than failed.
 
     Interrupted in an asset with a RetryPolicy, the step fails with a marked ``dg.Failure`` (see
-    ``batch.each_episode``); elsewhere Dagster records the interrupt itself.
+    ``batch.each_episode``); in another step, or between steps, Dagster records the interrupt.
     """
     for event in result.all_events:
-        data = event.step_failure_data if event.is_step_failure else None
-        if data is None:
+        if event.is_step_failure and event.step_failure_data:
+            data = event.step_failure_data
+            if data.user_failure_data and "interrupted_episode" in data.user_failure_data.metadata:
+                return True
+            error = data.error
+        elif event.is_run_failure and event.event_specific_data:
+            error = event.event_specific_data.error
+        else:
             continue
-        if data.user_failure_data and "interrupted_episode" in data.user_failure_data.metadata:
-            return True
-        if data.error and data.error.cls_name in {
-            "DagsterExecutionInterruptedError",
-            "KeyboardInterrupt",
-        }:
+        if error and error.cls_name in _INTERRUPTS:
             return True
     return False
 

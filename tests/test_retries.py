@@ -15,7 +15,7 @@ from partitions import EPISODES
 from podcast_assets.batch import each_episode
 from podcast_assets.definitions import build_definitions
 from podcast_assets.ingestion import NETWORK_RETRY
-from podcast_assets.runner import add_feed
+from podcast_assets.runner import _interrupted, add_feed
 from resources import build_resources
 from sensors.rss import poll_catalog, run_request
 
@@ -151,3 +151,36 @@ def test_an_interrupted_step_fails_without_a_retry():
     assert _retried_steps(result) == []
     [failure] = [e for e in result.all_events if e.is_step_failure]
     assert "interrupted" in failure.step_failure_data.user_failure_data.description
+
+
+class _Stage(dg.ConfigurableResource):
+    """Where the test's run is interrupted: its resource's setup, its asset, or nowhere."""
+
+    where: str
+
+    def setup_for_execution(self, context) -> None:
+        if self.where == "resource":
+            raise dg.DagsterExecutionInterruptedError()
+
+
+@dg.asset
+def _staged(stage: _Stage) -> None:
+    if stage.where == "asset":
+        raise dg.DagsterExecutionInterruptedError()
+    raise RuntimeError("an ordinary failure")
+
+
+@pytest.mark.parametrize(
+    ("where", "interrupted"),
+    [("asset", True), ("resource", True), ("failure", False)],
+)
+def test_the_runner_tells_an_interrupted_run_from_a_failed_one(where, interrupted):
+    """``podcast ingest`` stops on Ctrl-C wherever it lands, and goes on after a failure."""
+    result = dg.materialize(
+        [_staged],
+        resources={"stage": _Stage(where=where)},
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+    assert not result.success
+    assert _interrupted(result) is interrupted

@@ -181,8 +181,11 @@ def ingest(
     except _EXPECTED as exc:
         raise _fail(exc) from exc
     except KeyboardInterrupt:
-        # The episode in progress is a failed run in the instance; later ones were not started.
-        click.echo("ingest interrupted", err=True)
+        if remote:
+            click.echo("stopped waiting: the runs already submitted go on on the server", err=True)
+        else:
+            # The episode in progress is a failed run in the instance; later ones never started.
+            click.echo("ingest interrupted", err=True)
         sys.exit(130)
     if as_json:
         _print_json(report.to_dict())

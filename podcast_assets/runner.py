@@ -16,6 +16,7 @@ from pathlib import Path
 import dagster as dg
 
 from partitions import EPISODES
+from podcast_assets.batch import EpisodeInterrupted
 from podcast_assets.jobs import ENRICHMENT_QUEUE, QUEUE_TAG
 from podcast_core.catalog import Catalog, CatalogError, FeedConfig, validate_url
 from podcast_core.digest_feed import is_digest_feed
@@ -87,21 +88,14 @@ def get_instance(settings: Settings) -> dg.DagsterInstance:
     return dg.DagsterInstance.get()
 
 
-_INTERRUPTS = {"DagsterExecutionInterruptedError", "KeyboardInterrupt"}
+_INTERRUPTS = {"DagsterExecutionInterruptedError", "KeyboardInterrupt", EpisodeInterrupted.__name__}
 
 
 def _interrupted(result: dg.ExecuteInProcessResult) -> bool:
-    """Whether the run was interrupted (Ctrl-C) rather than failed.
-
-    Interrupted in an asset with a RetryPolicy, the step fails with a marked ``dg.Failure`` (see
-    ``batch.each_episode``); in another step, or between steps, Dagster records the interrupt.
-    """
+    """Whether the run was interrupted (Ctrl-C) rather than failed, in a step or between steps."""
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data:
-            data = event.step_failure_data
-            if data.user_failure_data and "interrupted_episode" in data.user_failure_data.metadata:
-                return True
-            error = data.error
+            error = event.step_failure_data.error
         elif event.is_run_failure and event.event_specific_data:
             error = event.event_specific_data.error
         else:

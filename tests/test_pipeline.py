@@ -4,16 +4,19 @@ through a Dagster instance, artifacts on disk, the DuckDB corpus over them."""
 import hashlib
 import json
 import re
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import dagster as dg
 import faster_whisper
 import jiwer
 import pytest
-from conftest import JFK, JFK_TEXT, SHARED_DATA, rss
+from conftest import JFK, JFK_TEXT, SHARED_DATA, rss, trickling
 
 from podcast_assets.runner import IngestError, get_instance, ingest
 from podcast_core import transcribe
 from podcast_core.corpus import query
+from podcast_core.http import FetchError, download
 from podcast_core.keys import episode_identity, episode_key
 from podcast_core.settings import load_settings
 from podcast_core.storage import LocalArtifactStore, episode_path
@@ -219,6 +222,19 @@ def test_oversized_audio_is_refused(env, feed_server, monkeypatch):
         report = ingest(url, load_settings(), instance, limit=1, name="big")
     assert report.episodes[0].status == "failed"
     assert "exceeds the 1000-byte limit" in report.episodes[0].error
+
+
+def test_a_trickling_download_stops_at_its_time_limit(tmp_path):
+    """A server that sends a byte a second never trips the read timeout; the overall limit must."""
+    # The server stops first on the way out, so a download that hangs cannot hang the test.
+    with ThreadPoolExecutor(1) as pool, trickling() as trickle:
+        started = time.monotonic()
+        future = pool.submit(
+            download, f"{trickle.url}/slow.mp3", tmp_path / "a.part", max_bytes=10**8, timeout=2
+        )
+        with pytest.raises(FetchError, match="took longer than 2s"):
+            future.result(timeout=15)
+        assert time.monotonic() - started < 5
 
 
 def test_rerun_skips_unchanged_audio_and_reuses_the_transcript(env, feed_server):

@@ -149,8 +149,10 @@ def test_an_interrupted_step_fails_without_a_retry():
     assert not result.success
     assert calls == [keys[0]]
     assert _retried_steps(result) == []
+    # Failed as an interrupt (Dagster then ends the run as interrupted), naming the episode.
     [failure] = [e for e in result.all_events if e.is_step_failure]
-    assert "interrupted" in failure.step_failure_data.user_failure_data.description
+    assert failure.step_failure_data.error.cls_name == "EpisodeInterrupted"
+    assert f"{keys[0]}: interrupted" in failure.step_failure_data.error.message
 
 
 class _Stage(dg.ConfigurableResource):

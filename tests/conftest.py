@@ -6,6 +6,8 @@ import contextlib
 import hashlib
 import http.server
 import os
+import socket
+import sys
 import threading
 import time
 from collections import Counter
@@ -23,6 +25,18 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 DEMO_SITE = ROOT / "demo" / "site"
 JFK = SHARED_DATA / "audio" / "jfk.flac"
+PODCAST = Path(sys.executable).parent / "podcast"
+"""The ``podcast`` console script of this virtualenv."""
+OFFLINE_MODELS = {
+    "HF_HUB_OFFLINE": "1",
+    "PODCAST_WHISPER_MODEL": "packaged:tiny.en",
+    "PODCAST_EMBEDDING_MODEL": "packaged:all-MiniLM-L6-v2",
+    "PODCAST_SUMMARY_BACKEND": "extractive",
+    "PODCAST_SUMMARY_MODEL": "packaged:all-MiniLM-L6-v2",
+    "PODCAST_NER_BACKEND": "spacy",
+    "PODCAST_NER_MODEL": "packaged:en_core_web_sm",
+}
+"""The demo profile: models that ship in PyPI packages, since tests run offline."""
 JFK_TEXT = (
     "And so my fellow Americans, ask not what your country can do for you, "
     "ask what you can do for your country."
@@ -149,12 +163,23 @@ class _Trickle(http.server.BaseHTTPRequestHandler):
 
 @contextlib.contextmanager
 def trickling() -> Iterator[http.server.ThreadingHTTPServer]:
-    """A :class:`_Trickle` server on loopback; ``.requests`` and ``.hangups`` hold their times."""
+    """A :class:`_Trickle` server on loopback; ``.requests`` and ``.hangups`` hold their times.
+
+    ``.wait_for_hangups(n)`` waits (up to 10 s) until ``n`` downloads have hung up.
+    """
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Trickle)
     server.daemon_threads = True
     server.stopped = threading.Event()
     server.requests, server.hangups = [], []
     server.url = f"http://127.0.0.1:{server.server_address[1]}"
+
+    def wait_for_hangups(count: int, timeout: float = 10) -> None:
+        # A hang-up shows at the next write or the one after: a byte a second.
+        deadline = time.monotonic() + timeout
+        while len(server.hangups) < count and time.monotonic() < deadline:
+            time.sleep(0.2)
+
+    server.wait_for_hangups = wait_for_hangups
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield server
@@ -179,14 +204,16 @@ def env(tmp_path, monkeypatch):
     home.mkdir()
     monkeypatch.setenv("PODCAST_DATA_DIR", str(data))
     monkeypatch.setenv("DAGSTER_HOME", str(home))
-    # The demo profile: models that ship in PyPI packages, since tests run offline.
-    monkeypatch.setenv("PODCAST_WHISPER_MODEL", "packaged:tiny.en")
-    monkeypatch.setenv("PODCAST_EMBEDDING_MODEL", "packaged:all-MiniLM-L6-v2")
-    monkeypatch.setenv("PODCAST_SUMMARY_BACKEND", "extractive")
-    monkeypatch.setenv("PODCAST_SUMMARY_MODEL", "packaged:all-MiniLM-L6-v2")
-    monkeypatch.setenv("PODCAST_NER_BACKEND", "spacy")
-    monkeypatch.setenv("PODCAST_NER_MODEL", "packaged:en_core_web_sm")
+    for name, value in OFFLINE_MODELS.items():
+        monkeypatch.setenv(name, value)
     return load_settings()
+
+
+def free_port() -> int:
+    """A loopback port with nothing listening on it (connections are refused)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def rss(title: str, items: list[dict], *, language: str = "en") -> str:

@@ -4,17 +4,14 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import JFK, SHARED_DATA, rss, serve_feeds, trickling
+from conftest import JFK, PODCAST, SHARED_DATA, rss, serve_feeds, trickling
 
 from podcast_assets.cli import main
 
-PODCAST = Path(sys.executable).parent / "podcast"
 EPISODE_FIELDS = {
     "key",
     "guid",
@@ -222,10 +219,7 @@ def test_ctrl_c_stops_ingest_without_retrying_the_download(env):
             _, stderr = proc.communicate(timeout=60)
         finally:
             proc.kill()
-        # The server notices a hang-up within a write or two, a byte a second.
-        deadline = time.monotonic() + 10
-        while not trickle.hangups and time.monotonic() < deadline:
-            time.sleep(0.2)
+        trickle.wait_for_hangups(1)
     assert proc.returncode == 130, stderr[-2000:]
     assert "interrupted: endless--" in stderr and "ingest interrupted" in stderr
     # One download, hung up; neither retried nor followed by the other episode's.

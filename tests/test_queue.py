@@ -75,6 +75,28 @@ def _workspace(instance: dg.DagsterInstance) -> Iterator[WorkspaceProcessContext
         yield context
 
 
+def repository(context: WorkspaceProcessContext):
+    """The project's repository, as the daemon sees it in ``context``."""
+    location = context.create_request_context().get_code_location(LOCATION)
+    return next(iter(location.get_repositories().values()))
+
+
+def submit_run_request(context, sensor, request: dg.RunRequest, job_name: str) -> str:
+    """Create and submit ``request`` the way the sensor daemon does; returns the run id."""
+    from podcast_assets.definitions import defs
+
+    resolved = request.with_resolved_tags_and_config(
+        target_definition=defs.resolve_job_def(job_name),
+        dynamic_partitions_requests=[],
+        dynamic_partitions_store=context.instance,
+    )
+    result = _submit_run_request(
+        make_new_run_id(), resolved, context, sensor, {}, logging.getLogger("test_queue"), None
+    )
+    assert result.error_info is None, result.error_info
+    return result.run.run_id
+
+
 class Queue:
     """Submits runs of ``episode_job`` the way the sensor and the UI do, and drains the queue."""
 
@@ -83,34 +105,17 @@ class Queue:
         self.context = context
         self.daemon = QueuedRunCoordinatorDaemon(interval_seconds=1)
         self.logger = logging.getLogger("test_queue")
-        location = context.create_request_context().get_code_location(LOCATION)
-        self.repo = next(iter(location.get_repositories().values()))
+        self.repo = repository(context)
         self.sensor = self.repo.get_sensor("rss_sensor")
 
     def from_sensor(self, key: str, *, needs_whisper: bool) -> str:
         """A run for one new episode, created and submitted by the sensor daemon's code."""
-        from podcast_assets.definitions import defs
         from podcast_core.discovery import EpisodeRequest
         from sensors.rss import run_request
 
         self.instance.add_dynamic_partitions("episodes", [key])
         request = run_request(EpisodeRequest(key=key, needs_whisper=needs_whisper))
-        resolved = request.with_resolved_tags_and_config(
-            target_definition=defs.resolve_job_def("episode_job"),
-            dynamic_partitions_requests=[],
-            dynamic_partitions_store=self.instance,
-        )
-        result = _submit_run_request(
-            make_new_run_id(),
-            resolved,
-            self.context,
-            self.sensor,
-            {},
-            self.logger,
-            None,
-        )
-        assert result.error_info is None, result.error_info
-        return result.run.run_id
+        return submit_run_request(self.context, self.sensor, request, "episode_job")
 
     def from_ui(self, key: str) -> str:
         """A run launched from the launchpad: only the partition tag, no queue tag."""

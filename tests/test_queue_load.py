@@ -21,7 +21,6 @@ would lock).
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 import signal
@@ -35,12 +34,10 @@ import dagster as dg
 import pytest
 import yaml
 from _instance import fresh_database, postgres_env, require_postgres, write_home
-from conftest import DEMO_SITE, rss, trickling
+from conftest import DEMO_SITE, OFFLINE_MODELS, rss, trickling
 from dagster._core.events import DagsterEventType
 from dagster._core.storage.dagster_run import DagsterRunStatus
-from dagster._core.utils import make_new_run_id
-from dagster._daemon.sensor import _submit_run_request
-from test_queue import LOCATION, _workspace
+from test_queue import LOCATION, _workspace, repository, submit_run_request
 
 from partitions import EPISODES as EPISODE_PARTITIONS
 from podcast_assets.demo import serve_directory
@@ -155,16 +152,10 @@ def scenario(tmp_path_factory):
     ):
         env = {
             **postgres_env(dbname),
+            **OFFLINE_MODELS,
             "PODCAST_DATA_DIR": str(root / "data"),
-            "PODCAST_WHISPER_MODEL": "packaged:tiny.en",
             # One thread per transcription: N of them share the machine's cores.
             "PODCAST_WHISPER_CPU_THREADS": "1",
-            "PODCAST_EMBEDDING_MODEL": "packaged:all-MiniLM-L6-v2",
-            "PODCAST_SUMMARY_BACKEND": "extractive",
-            "PODCAST_SUMMARY_MODEL": "packaged:all-MiniLM-L6-v2",
-            "PODCAST_NER_BACKEND": "spacy",
-            "PODCAST_NER_MODEL": "packaged:en_core_web_sm",
-            "HF_HUB_OFFLINE": "1",
         }
         project = yaml.safe_load((ROOT / "dagster.yaml").read_text())
         limits = project["concurrency"]["runs"]["tag_concurrency_limits"]
@@ -208,14 +199,7 @@ def scenario(tmp_path_factory):
             dg.DagsterInstance.from_config(str(home)) as instance,
             _workspace(instance) as context,
         ):
-            repo = next(
-                iter(
-                    context.create_request_context()
-                    .get_code_location(LOCATION)
-                    .get_repositories()
-                    .values()
-                )
-            )
+            repo = repository(context)
             # Enrichment runs are submitted below for the publisher episodes only, and no schedule
             # may take a run slot mid-scenario (the hourly corpus rebuild fires at :15).
             enrichment_sensor = repo.get_sensor("enrichment_sensor")
@@ -255,21 +239,6 @@ def scenario(tmp_path_factory):
                     daemon.wait()
 
 
-def _submit(context, sensor, request: dg.RunRequest, job_name: str) -> None:
-    """Submit ``request`` the way the daemon submits a sensor's run requests."""
-    from podcast_assets.definitions import defs
-
-    resolved = request.with_resolved_tags_and_config(
-        target_definition=defs.resolve_job_def(job_name),
-        dynamic_partitions_requests=[],
-        dynamic_partitions_store=context.instance,
-    )
-    result = _submit_run_request(
-        make_new_run_id(), resolved, context, sensor, {}, logging.getLogger("load"), None
-    )
-    assert result.error_info is None, result.error_info
-
-
 def _stalled_episode(instance, site: Path, base: str, trickle) -> dg.RunRequest:
     """Follow a feed whose one episode's download never finishes; its run, as rss_sensor asks.
 
@@ -301,7 +270,7 @@ def _drive(instance, context, repo, log: Path, started: float, site, base, trick
     """Wait for the sensor's runs, kill one Whisper worker, stall one, add enrichment runs."""
     from sensors.enrichment import enrichment_requests
 
-    whisper = _wait(
+    _wait(
         lambda: (
             len(_runs(instance, **{QUEUE_TAG: "whisper"})) >= EPISODES
             and len(_runs(instance, **{QUEUE_TAG: "published"})) == 2
@@ -310,7 +279,6 @@ def _drive(instance, context, repo, log: Path, started: float, site, base, trick
         instance,
         log,
     )
-    assert whisper
     requested_at = time.time()
     # No second tick: the stalled feed below gets a run of its own, submitted by hand.
     rss_sensor = repo.get_sensor("rss_sensor")
@@ -331,7 +299,7 @@ def _drive(instance, context, repo, log: Path, started: float, site, base, trick
 
     stalled = _stalled_episode(instance, site, base, trickle)
     stalled_key = stalled.partition_key
-    _submit(context, rss_sensor, stalled, "episode_job")
+    submit_run_request(context, rss_sensor, stalled, "episode_job")
 
     # Publisher transcripts done: enrichment runs, as enrichment_sensor requests them.
     published_keys = {
@@ -346,7 +314,7 @@ def _drive(instance, context, repo, log: Path, started: float, site, base, trick
     requests, _ = enrichment_requests(instance, None)
     sensor = repo.get_sensor("enrichment_sensor")
     for request in [r for r in requests if r.partition_key in published_keys]:
-        _submit(context, sensor, request, "enrichment_job")
+        submit_run_request(context, sensor, request, "enrichment_job")
     enrichment_submitted_at = time.time()
 
     def done():
@@ -364,10 +332,7 @@ def _drive(instance, context, repo, log: Path, started: float, site, base, trick
         )
 
     _wait(done, "every run, and every run retry, to finish", instance, log)
-    # A terminated download closes its connection; the server notices at its next byte.
-    deadline = time.monotonic() + 10
-    while len(trickle.hangups) < len(trickle.requests) and time.monotonic() < deadline:
-        time.sleep(0.2)
+    trickle.wait_for_hangups(len(trickle.requests))
     return {
         "instance": instance,
         "records": list(instance.get_run_records()),

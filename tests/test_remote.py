@@ -10,7 +10,6 @@ import contextlib
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -20,21 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, FeedServer, rss, serve_feeds
+from conftest import OFFLINE_MODELS, PODCAST, ROOT, FeedServer, free_port, rss, serve_feeds
 
 from podcast_core.storage import episode_path
 
-PODCAST = Path(sys.executable).parent / "podcast"
 WEBSERVER = Path(sys.executable).parent / "dagster-webserver"
-OFFLINE_MODELS = {
-    "HF_HUB_OFFLINE": "1",
-    "PODCAST_WHISPER_MODEL": "packaged:tiny.en",
-    "PODCAST_EMBEDDING_MODEL": "packaged:all-MiniLM-L6-v2",
-    "PODCAST_SUMMARY_BACKEND": "extractive",
-    "PODCAST_SUMMARY_MODEL": "packaged:all-MiniLM-L6-v2",
-    "PODCAST_NER_BACKEND": "spacy",
-    "PODCAST_NER_MODEL": "packaged:en_core_web_sm",
-}
 # Runs launch straight from the webserver: no daemon is needed to dequeue them.
 INSTANCE_YAML = """\
 run_coordinator:
@@ -51,15 +40,7 @@ class Webserver:
 
     url: str
     port: int
-    env: dict[str, str]
     data_dir: Path
-    log: Path
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def podcast_env(root: Path) -> dict[str, str]:
@@ -101,7 +82,7 @@ def webserver(root: Path, env: dict[str, str] | None = None) -> Iterator[Webserv
                 pass
             assert time.monotonic() < deadline, f"webserver did not start: {log.read_text()}"
             time.sleep(0.3)
-        yield Webserver(url, port, env, Path(env["PODCAST_DATA_DIR"]), log)
+        yield Webserver(url, port, Path(env["PODCAST_DATA_DIR"]))
     finally:
         proc.terminate()
         try:

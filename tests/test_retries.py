@@ -100,7 +100,6 @@ def test_a_503_on_audio_and_transcript_is_retried_and_the_run_succeeds(env, feed
 
 @pytest.mark.parametrize("status", [404, 410])
 def test_a_permanent_http_error_fails_at_once(env, feed_server, status):
-    feed_server.routes.pop("/a.mp3", None)
     instance, result = _ingest(env, feed_server, {"/a.mp3"}, status)
     with instance:
         assert not result.success

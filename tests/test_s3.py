@@ -14,8 +14,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from _instance import PROD_INSTANCE
 from click.testing import CliRunner
-from conftest import DEMO_SITE, ROOT, rss
+from conftest import DEMO_SITE, rss
 
 from podcast_core.corpus import query
 from podcast_core.storage import (
@@ -355,7 +356,7 @@ def test_prod_compute_log_manager_writes_run_logs_to_s3(s3, s3_server, monkeypat
     from dagster._serdes.config_class import class_from_code_pointer
 
     client, bucket = s3
-    block = yaml.safe_load((ROOT / "deploy" / "dagster.prod.yaml").read_text())["compute_logs"]
+    block = yaml.safe_load(PROD_INSTANCE.read_text())["compute_logs"]
     monkeypatch.setenv("DAGSTER_COMPUTE_LOGS_BUCKET", bucket)
     monkeypatch.setenv("DAGSTER_COMPUTE_LOGS_PREFIX", "compute_logs")
     monkeypatch.setenv("PODCAST_S3_ENDPOINT_URL", s3_server)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import socket
 import time
 from dataclasses import dataclass, field
 from email.utils import format_datetime
@@ -30,7 +29,7 @@ from podcast_core.catalog import Catalog, FeedConfig
 from podcast_core.keys import episode_identity, episode_key
 from resources import CatalogResource, HttpResource, build_resources
 from sensors.rss import rss_sensor
-from tests.conftest import rss
+from tests.conftest import free_port, rss
 
 EPOCH = dt.datetime(2024, 1, 1, 10, 0, tzinfo=dt.UTC)
 
@@ -64,13 +63,6 @@ def key(feed: str, n: int) -> str:
 
 def keys(feed: str, numbers) -> set[str]:
     return {key(feed, n) for n in numbers}
-
-
-def free_port() -> int:
-    """A loopback port with nothing listening on it (connections are refused)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # --- the sensor, ticking as the daemon runs it ------------------------------------------------

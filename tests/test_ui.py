@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 from conftest import ROOT
-from test_remote import PODCAST, podcast_env, webserver
+from test_remote import podcast_env, run_cli, webserver
 
 from podcast_assets.demo import DEMO_SITE, serve_directory
 from podcast_core.storage import episode_path
@@ -37,21 +36,7 @@ def demo_ui(tmp_path_factory):
     root = tmp_path_factory.mktemp("ui")
     env = podcast_env(root)
     with serve_directory(DEMO_SITE) as base:
-        proc = subprocess.run(
-            [
-                str(PODCAST),
-                "ingest",
-                f"{base}/feeds/voices.xml",
-                "--limit",
-                "1",
-                "--name",
-                "voices",
-            ],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=300,
-        )
+        proc = run_cli(f"{base}/feeds/voices.xml", "--limit", "1", "--name", "voices", env=env)
         assert proc.returncode == 0, proc.stderr
         snapshot = json.loads((root / "data/artifacts/voices/feed.json").read_text())
         keys = {e["title"]: key for key, e in snapshot["episodes"].items()}

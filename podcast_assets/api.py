@@ -10,12 +10,10 @@ chain, and which are up to date. The client then launches those runs through Gra
 
 import dagster as dg
 
-from podcast_assets.runner import IngestError, plan_feed
+from podcast_assets.runner import IngestError, plan_feed, transcript_source
 from podcast_core.catalog import CatalogError
-from podcast_core.storage import episode_path
 from resources import ArtifactStoreResource, CatalogResource, HttpResource
-from sensors.enrichment import TRANSCRIPT, enriched_since
-from sensors.rss import SENSOR_NAME, run_request
+from sensors.enrichment import needs_enrichment
 
 INTAKE_JOB = "feed_intake_job"
 INTAKE_OP = "intake_feed"
@@ -62,24 +60,16 @@ def plan_intake(
     for key in found.todo:
         tags: dict[str, str] = {}
         if key in requests:
-            action = INGEST
-            tags = dict(run_request(requests[key]).tags) | {"podcast/sensor": SENSOR_NAME}
+            action, tags = INGEST, found.run_tags(key)
         else:
-            latest = instance.fetch_materializations(
-                dg.AssetRecordsFilter(asset_key=TRANSCRIPT, asset_partitions=[key]), limit=1
-            ).records
-            pending = latest and not enriched_since(instance, key, latest[0].storage_id)
-            action = ENRICH if pending else UP_TO_DATE
-        transcript = episode_path(key, "transcript.json")
+            action = ENRICH if needs_enrichment(instance, key) else UP_TO_DATE
         plan.append(
             {
                 "key": key,
                 "title": found.titles.get(key),
                 "action": action,
                 "tags": tags,
-                "transcript_source": (
-                    store.read_json(transcript)["source"] if store.exists(transcript) else None
-                ),
+                "transcript_source": transcript_source(store, key),
             }
         )
     return {

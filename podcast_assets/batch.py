@@ -45,8 +45,6 @@ def each_episode(
             )
         if len(keys) == 1:
             return dg.MaterializeResult(metadata=describe(keys[0], records[keys[0]]))
-    except EpisodeInterrupted:
-        raise
     except (dg.DagsterExecutionInterruptedError, KeyboardInterrupt) as exc:
         raise EpisodeInterrupted(
             f"{key}: interrupted after {len(records)} of {len(keys)} episodes (run cancelled or "

@@ -25,9 +25,9 @@ from podcast_core.feeds import parse_feed
 from podcast_core.keys import slugify
 from podcast_core.models import Episode
 from podcast_core.settings import Settings
-from podcast_core.storage import episode_path, feed_path
+from podcast_core.storage import ArtifactStore, episode_path, feed_path
 from resources import ArtifactStoreResource, CatalogResource, HttpResource, build_resources
-from sensors.enrichment import TRANSCRIPT, enriched_since
+from sensors.enrichment import TRANSCRIPT, needs_enrichment
 from sensors.rss import SENSOR_NAME, poll_catalog, run_request
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -157,6 +157,18 @@ class FeedPlan:
         """Every episode to report on: the requested ones, then the rest of the targets."""
         return list(self.requests) + [k for k in self.targets if k not in self.requests]
 
+    def run_tags(self, key: str) -> dict[str, str]:
+        """The tags of ``key``'s ``episode_job`` run: those the RSS sensor would give it."""
+        return dict(run_request(self.requests[key]).tags) | {"podcast/sensor": SENSOR_NAME}
+
+
+def transcript_source(store: ArtifactStore, key: str) -> str | None:
+    """The ``source`` of the episode's transcript, or None before it has one (one read)."""
+    try:
+        return store.read_json(episode_path(key, "transcript.json"))["source"]
+    except FileNotFoundError:
+        return None
+
 
 def plan_feed(
     instance: dg.DagsterInstance,
@@ -275,21 +287,14 @@ def ingest(
         started = time.perf_counter()
         status = EpisodeStatus(key, titles.get(key), "up-to-date")
         if key in requests:
-            tags = dict(run_request(requests[key]).tags) | {"podcast/sensor": SENSOR_NAME}
-            ok, status.error, status.run_id = execute(ingest_job, key, tags)
+            ok, status.error, status.run_id = execute(ingest_job, key, plan.run_tags(key))
             status.status = "ok" if ok else "failed"
-        if status.status != "failed":
-            # The chain continues as enrichment_sensor would continue it, in this process.
-            latest = instance.fetch_materializations(
-                dg.AssetRecordsFilter(asset_key=TRANSCRIPT, asset_partitions=[key]), limit=1
-            ).records
-            if latest and not enriched_since(instance, key, latest[0].storage_id):
-                tags = {QUEUE_TAG: ENRICHMENT_QUEUE}
-                ok, status.error, status.enrichment_run_id = execute(enrich_job, key, tags)
-                status.status = "ok" if ok else "failed"
-        rel = episode_path(key, "transcript.json")
-        if store.exists(rel):
-            status.transcript_source = store.read_json(rel)["source"]
+        # The chain continues as enrichment_sensor would continue it, in this process.
+        if status.status != "failed" and needs_enrichment(instance, key):
+            tags = {QUEUE_TAG: ENRICHMENT_QUEUE}
+            ok, status.error, status.enrichment_run_id = execute(enrich_job, key, tags)
+            status.status = "ok" if ok else "failed"
+        status.transcript_source = transcript_source(store, key)
         status.seconds = round(time.perf_counter() - started, 2)
         statuses[key] = status
         if status.status != "up-to-date":

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from podcast_core.corpus import connect
+from podcast_core.corpus import connect, query_view
 from podcast_core.digest import (
     DIGEST_VERSION,
     build_digest,
@@ -79,11 +79,13 @@ def materialize_digest(
     store: ArtifactStore, week: str, embedder: Embedder | None, budget_minutes: float
 ) -> dict[str, Any]:
     """Write ``digest.json``, ``digest.md`` and ``digest.html`` for one ISO week."""
-    fingerprint = inputs_fingerprint(store, week)
-    con = connect(store)
+    # Everything is read from one query view: on S3, one sync of the mirror, not one per read.
+    view = query_view(store)
+    fingerprint = inputs_fingerprint(view, week)
+    con = connect(view)
     try:
         digest = build_digest(
-            con, week, store=store, embedder=embedder, budget_minutes=budget_minutes
+            con, week, store=view, embedder=embedder, budget_minutes=budget_minutes
         )
     finally:
         con.close()

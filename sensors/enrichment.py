@@ -9,8 +9,8 @@ import dagster as dg
 
 from podcast_assets.enrichment import ENRICHMENT_ASSETS
 from podcast_assets.jobs import ENRICHMENT_QUEUE, QUEUE_TAG, enrichment_job
+from podcast_assets.queue import TRANSCRIPT
 
-TRANSCRIPT = dg.AssetKey("transcript")
 MAX_RUNS_PER_TICK = 100
 
 
@@ -23,6 +23,14 @@ def enriched_since(instance: dg.DagsterInstance, key: str, storage_id: int) -> b
         if not latest or latest[0].storage_id < storage_id:
             return False
     return True
+
+
+def needs_enrichment(instance: dg.DagsterInstance, key: str) -> bool:
+    """Whether ``key`` has a transcript that its enrichment assets have not caught up with."""
+    latest = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=TRANSCRIPT, asset_partitions=[key]), limit=1
+    ).records
+    return bool(latest) and not enriched_since(instance, key, latest[0].storage_id)
 
 
 ACTIVE = [
